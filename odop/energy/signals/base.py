@@ -1,0 +1,61 @@
+"""The grid-signal interface every provider implements.
+
+Contract for a provider (one file per provider in this folder):
+
+- ``current(now) -> SignalPoint``: the signal in force at unix time ``now`` (s).
+- ``forecast(now, horizon_s) -> Forecast``: piecewise-constant slots covering at
+  least [now, now + horizon_s) where the provider knows that far; the first slot is
+  the one in force at ``now`` (it may have started before). Carbon intensity is in
+  gCO2/kWh, price in ``Forecast.currency``/MWh; a provider fills what it knows.
+- Both return instantly and never raise for a network problem: a remote provider
+  reads the cache its background fetcher keeps (see ``remote.RemoteSignal``) and
+  falls back to the last good forecast, else to its static fallback.
+- ``status() -> SignalStatus``: where the values come from now, their age (s), the
+  last error, and whether the provider is degraded (serving a fallback).
+- ``name`` is a short label ('static', 'uk-carbon-intensity', ...) that every figure
+  computed from this signal carries.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from odop.energy.forecast import Forecast, SignalPoint
+
+
+@dataclass(frozen=True)
+class SignalStatus:
+    """Health of a provider: ``serving`` is 'live', 'cached', 'fallback' or 'static'."""
+
+    source: str
+    serving: str
+    age_s: float | None = None
+    last_error: str | None = None
+    degraded: bool = False
+    failures: int = 0
+    next_fetch_in_s: float | None = None
+
+
+class SignalProvider(ABC):
+    """A source of grid carbon intensity and/or price, now and forecast."""
+
+    name: str = "signal"
+
+    @abstractmethod
+    def current(self, now: float) -> SignalPoint:
+        """The signal in force at ``now`` (unix s)."""
+
+    @abstractmethod
+    def forecast(self, now: float, horizon_s: float) -> Forecast:
+        """Slots covering [now, now + horizon_s) as far as known (see module contract)."""
+
+    def status(self) -> SignalStatus:
+        """Health report; a local provider is always healthy."""
+        return SignalStatus(source=self.name, serving="static")
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start background work, if any (idempotent)."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work, if any (idempotent)."""
