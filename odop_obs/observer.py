@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from odop_obs.errors import ObsConfigError
+from odop_obs.power.base import PowerSource
 from odop_obs.samplers import GpuSampler, PowerSampler, ProcessSampler, Sampler, SystemSampler
 from odop_obs.schema import header
 
@@ -56,13 +57,22 @@ class Observer:
 
     @classmethod
     def standard(
-        cls, sinks: Sequence[Sink] = (), gpu: bool = True, nvml: Any | None = None, **kw: Any
+        cls,
+        sinks: Sequence[Sink] = (),
+        gpu: bool = True,
+        nvml: Any | None = None,
+        power_sources: Sequence[PowerSource] | None = None,
+        **kw: Any,
     ) -> Observer:
-        """System, process, GPU (unless ``gpu=False``) and power samplers, in that order."""
+        """System, process, GPU (unless ``gpu=False``) and power samplers, in that order.
+
+        ``nvml`` replaces pynvml (a fake in tests), ``power_sources`` the default
+        RAPL -> NVML -> model chain; ``kw`` goes to the constructor.
+        """
         samplers: list[Sampler] = [SystemSampler(), ProcessSampler()]
         if gpu:
             samplers.append(GpuSampler(nvml))
-        samplers.append(PowerSampler())
+        samplers.append(PowerSampler(power_sources))
         return cls(samplers, sinks, **kw)
 
     @property

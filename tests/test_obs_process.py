@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from odop_obs.errors import ObsConfigError, UnknownProcessError
+from odop_obs.samplers.process import ProcessSampler
+
+BUSY = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"
+SPAWN = (
+    "import subprocess, sys\n"
+    "subprocess.run([sys.executable, '-c', {code!r}])\n"
+)
+
+
+def _python(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_watch_self_reports_fields() -> None:
+    s = ProcessSampler()
+    s.watch(os.getpid(), "odop", "me")
+    section = s.sample(0.0, 1.0, {})
+    (row,) = section["watched"]
+    assert row["pid"] == os.getpid() and row["role"] == "odop" and row["label"] == "me"
+    assert row["rss"] > 0 and row["threads"] >= 1 and row["procs"] == 1
+    assert row["core"] in row["affinity"] and row["affinity"] == sorted(os.sched_getaffinity(0))
+    assert section["roles"]["odop"]["count"] == 1 and section["exited"] == []
+
+
+def test_exited_process_is_reported_once_then_forgotten() -> None:
+    s = ProcessSampler()
+    proc = _python(BUSY.format(s=0.2))
+    s.watch(proc.pid, "task", "busy")
+    proc.wait()
+    first = s.sample(0.0, 1.0, {})
+    assert first["watched"] == []
+    assert [e["pid"] for e in first["exited"]] == [proc.pid]
+    assert s.sample(0.0, 1.0, {})["exited"] == [] and s.pids() == {}
+
+
+def test_zombie_counts_as_exited() -> None:
+    s = ProcessSampler()
+    proc = _python("pass")
+    s.watch(proc.pid, "task")
+    deadline = time.monotonic() + 10
+    while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    section = s.sample(0.0, 1.0, {})
+    assert [e["pid"] for e in section["exited"]] == [proc.pid]
+    proc.wait()
+
+
+def test_tree_counts_children_cpu() -> None:
+    s = ProcessSampler()
+    parent = _python(SPAWN.format(code=BUSY.format(s=0.4)))
+    s.watch(parent.pid, "task", tree=True)
+    seen_procs = 1
+    cpu_s = 0.0
+    while parent.poll() is None:
+        section = s.sample(0.0, 0.05, {})
+        for row in section["watched"]:
+            seen_procs, cpu_s = max(seen_procs, row["procs"]), row["cpu_s"]
+        time.sleep(0.05)
+    assert seen_procs == 2  # the parent and its busy child
+    assert cpu_s >= 0.2  # the child's CPU time is counted in the tree
+
+
+def test_unwatch_and_errors() -> None:
+    s = ProcessSampler()
+    s.watch(os.getpid())
+    s.unwatch(os.getpid())
+    s.unwatch(12345678)
+    assert s.pids() == {}
+    with pytest.raises(UnknownProcessError, match="99999999"):
+        s.watch(99999999)
+    with pytest.raises(ObsConfigError, match="role"):
+        s.watch(os.getpid(), role="boss")
