@@ -49,6 +49,7 @@ class Observer:
         self.node = node or socket.gethostname()
         self.interval_s = interval_s
         self.errors = 0
+        self._logged: set[str] = set()
         self._seq = 0
         self._pid = os.getpid()
         self._last = time.monotonic()
@@ -93,17 +94,22 @@ class Observer:
             try:
                 sink.emit(sample)
             except Exception:
-                self.errors += 1
-                log.exception("observer sink %r failed", sink)
+                self._failed(f"sink {sink!r}")
         return sample
 
     def _run(self, sampler: Sampler, now: float, dt: float, sections: dict[str, Any]) -> Any:
         try:
             return sampler.sample(now, dt, sections)
         except Exception as exc:
-            self.errors += 1
-            log.exception("observer sampler %r failed", sampler.name)
+            self._failed(f"sampler {sampler.name!r}")
             return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _failed(self, what: str) -> None:
+        """Count a failure; log its traceback the first time only (it may recur each tick)."""
+        self.errors += 1
+        if what not in self._logged:
+            self._logged.add(what)
+            log.exception("observer %s failed (logged once, counted in obs.errors)", what)
 
     def run(self, count: int | None = None) -> int:
         """Tick every interval until ``stop()`` (or ``count`` ticks); returns the ticks."""
