@@ -22,8 +22,7 @@ class _Target:
     role: str
     label: str
     tree: bool
-    prev_cpu_s: float
-    cpu_s: float = 0.0
+    cpu_s: float  # cumulative CPU seconds at the previous sample
 
 
 def _cpu_seconds(proc: psutil.Process, tree: bool) -> tuple[float, int]:
@@ -75,7 +74,7 @@ class ProcessSampler(Sampler):
             cpu_s, _ = _cpu_seconds(proc, tree)
         except _GONE as exc:
             raise UnknownProcessError(pid) from exc
-        target = _Target(proc, role, label or proc.name(), tree, cpu_s, cpu_s)
+        target = _Target(proc, role, label or proc.name(), tree, cpu_s)
         with self._lock:
             self._targets = {**self._targets, pid: target}
 
@@ -126,8 +125,10 @@ def _read(pid: int, target: _Target, dt: float) -> dict[str, Any] | None:
         affinity = proc.cpu_affinity() if hasattr(proc, "cpu_affinity") else []
     except _GONE:
         return None
-    used = max(cpu_s - target.prev_cpu_s, 0.0)
-    target.prev_cpu_s = target.cpu_s = cpu_s
+    # A tree's total dips while an exited child is not yet reaped (its time is in
+    # neither process); keeping the total monotonic avoids counting it twice later.
+    cpu_s = max(cpu_s, target.cpu_s)
+    used, target.cpu_s = cpu_s - target.cpu_s, cpu_s
     return {
         "pid": pid,
         "role": target.role,
