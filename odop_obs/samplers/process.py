@@ -11,36 +11,41 @@ import psutil
 
 from odop_obs.errors import ObsConfigError, UnknownProcessError
 from odop_obs.samplers.base import Sampler
+from odop_obs.samplers.procstat import ProcStat, ProcStatFile
 
 ROLES = ("sim", "task", "odop", "other")
-_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
 
 
 @dataclass
 class _Target:
-    proc: psutil.Process
+    stat: ProcStatFile
     role: str
     label: str
-    tree: bool
-    cpu_s: float  # cumulative CPU seconds at the previous sample
+    tree: psutil.Process | None  # set when descendants are counted
+    cpu_s: float = 0.0  # cumulative CPU seconds at the previous sample
 
 
-def _cpu_seconds(proc: psutil.Process, tree: bool) -> tuple[float, int]:
-    """CPU seconds of ``proc`` (with live and reaped descendants when ``tree``), and the
-    number of processes counted."""
-    t = proc.cpu_times()
-    total = t.user + t.system
-    if not tree:
-        return total, 1
-    total += t.children_user + t.children_system
-    kids = proc.children(recursive=True)
-    for kid in kids:
+def _descendants_cpu_s(proc: psutil.Process) -> tuple[float, int]:
+    """CPU seconds of the live descendants of ``proc`` and how many there are."""
+    total, kids = 0.0, 0
+    for kid in proc.children(recursive=True):
         try:
-            k = kid.cpu_times()
-            total += k.user + k.system
+            t = kid.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total, 1 + len(kids)
+        total, kids = total + t.user + t.system, kids + 1
+    return total, kids
+
+
+def _totals(target: _Target, st: ProcStat) -> tuple[float, int]:
+    """Cumulative CPU seconds of the target (its tree when asked) and its process count."""
+    if target.tree is None:
+        return st.cpu_s, 1
+    try:
+        kids_s, kids = _descendants_cpu_s(target.tree)
+    except psutil.NoSuchProcess:
+        kids_s, kids = 0.0, 0
+    return st.cpu_s + st.reaped_cpu_s + kids_s, 1 + kids
 
 
 class ProcessSampler(Sampler):
@@ -50,12 +55,13 @@ class ProcessSampler(Sampler):
 
         watched: [{pid, role, label, cpu (cores: CPU seconds per second, may exceed 1),
                    cpu_s (cumulative CPU seconds), rss (bytes), threads, procs,
-                   core (last core run on), affinity [cores], status}]
+                   core (last core run on), affinity [cores], state (R, S, D, T ...)}]
         exited:  [{pid, role, label, cpu_s}]  reported once, then forgotten
         roles:   {role: {count, cpu (cores), rss (bytes), cores [last cores, sorted]}}
 
     ``tree=True`` adds descendants (a task's children, an mpiexec's ranks): it costs a
-    scan of the process table per tick, so it is off for simulation ranks by default.
+    scan of the process table per tick, so it is off for simulation ranks by default;
+    rss, threads and core stay those of the watched process itself.
     ``watch``/``unwatch`` may be called from another thread while the observer ticks.
     """
 
@@ -63,6 +69,7 @@ class ProcessSampler(Sampler):
 
     def __init__(self) -> None:
         self._targets: dict[int, _Target] = {}
+        self._retired: list[_Target] = []  # closed by the sampling thread, never mid-read
         self._lock = threading.Lock()
 
     def watch(self, pid: int, role: str = "sim", label: str = "", tree: bool = False) -> None:
@@ -71,23 +78,30 @@ class ProcessSampler(Sampler):
             raise ObsConfigError("role", role, ", ".join(ROLES))
         try:
             proc = psutil.Process(pid)
-            cpu_s, _ = _cpu_seconds(proc, tree)
-        except _GONE as exc:
+            target = _Target(ProcStatFile(pid), role, label or proc.name(), proc if tree else None)
+        except psutil.NoSuchProcess as exc:
             raise UnknownProcessError(pid) from exc
-        target = _Target(proc, role, label or proc.name(), tree, cpu_s)
+        st = target.stat.read()
+        if st is None or st.exited:
+            target.stat.close()
+            raise UnknownProcessError(pid)
+        target.cpu_s = _totals(target, st)[0]
         with self._lock:
+            if pid in self._targets:
+                self._retired.append(self._targets[pid])
             self._targets = {**self._targets, pid: target}
 
     def unwatch(self, pid: int) -> None:
         """Stop watching ``pid`` (no error when it is not watched)."""
         with self._lock:
-            self._targets = {p: t for p, t in self._targets.items() if p != pid}
+            self._retired.extend(self._forget([pid]))
 
     def pids(self) -> dict[int, str]:
         """The watched pids and their roles."""
         return {pid: t.role for pid, t in self._targets.items()}
 
     def sample(self, now: float, dt: float, sections: Mapping[str, Any]) -> dict[str, Any]:
+        self._close_retired()
         watched: list[dict[str, Any]] = []
         exited: list[int] = []
         for pid, target in self._targets.items():
@@ -96,35 +110,38 @@ class ProcessSampler(Sampler):
                 exited.append(pid)
             else:
                 watched.append(row)
-        return {"watched": watched, "exited": self._forget(exited), "roles": _by_role(watched)}
-
-    def _forget(self, pids: list[int]) -> list[dict[str, Any]]:
-        if not pids:
-            return []
         with self._lock:
-            gone = [self._targets[p] for p in pids if p in self._targets]
-            self._targets = {p: t for p, t in self._targets.items() if p not in pids}
-        return [
-            {"pid": t.proc.pid, "role": t.role, "label": t.label, "cpu_s": round(t.cpu_s, 3)}
-            for t in gone
-        ]
+            gone = self._forget(exited) if exited else []
+        for target in gone:
+            target.stat.close()
+        rows = [{"pid": t.stat.pid, "role": t.role, "label": t.label, "cpu_s": round(t.cpu_s, 3)}
+                for t in gone]
+        return {"watched": watched, "exited": rows, "roles": _by_role(watched)}
+
+    def _forget(self, pids: list[int]) -> list[_Target]:
+        """Drop ``pids`` from the watch list (caller holds the lock); returns their targets."""
+        gone = [self._targets[p] for p in pids if p in self._targets]
+        self._targets = {p: t for p, t in self._targets.items() if p not in pids}
+        return gone
+
+    def _close_retired(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for target in retired:
+            target.stat.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._retired.extend(self._forget(list(self._targets)))
+        self._close_retired()
 
 
 def _read(pid: int, target: _Target, dt: float) -> dict[str, Any] | None:
-    """One watched process's row, or None when it has exited (or its pid was reused)."""
-    proc = target.proc
-    try:
-        if not proc.is_running():
-            return None
-        with proc.oneshot():
-            cpu_s, procs = _cpu_seconds(proc, target.tree)
-            status = proc.status()
-            if status == psutil.STATUS_ZOMBIE:
-                return None
-            rss, threads, core = proc.memory_info().rss, proc.num_threads(), proc.cpu_num()
-        affinity = proc.cpu_affinity() if hasattr(proc, "cpu_affinity") else []
-    except _GONE:
+    """One watched process's row, or None once it has exited."""
+    st = target.stat.read()
+    if st is None or st.exited:
         return None
+    cpu_s, procs = _totals(target, st)
     # A tree's total dips while an exited child is not yet reaped (its time is in
     # neither process); keeping the total monotonic avoids counting it twice later.
     cpu_s = max(cpu_s, target.cpu_s)
@@ -135,12 +152,12 @@ def _read(pid: int, target: _Target, dt: float) -> dict[str, Any] | None:
         "label": target.label,
         "cpu": round(used / dt, 4) if dt > 0 else 0.0,
         "cpu_s": round(cpu_s, 3),
-        "rss": rss,
-        "threads": threads,
+        "rss": st.rss,
+        "threads": st.threads,
         "procs": procs,
-        "core": core,
-        "affinity": affinity,
-        "status": status,
+        "core": st.core,
+        "affinity": target.stat.affinity(),
+        "state": st.state,
     }
 
 
