@@ -1,9 +1,10 @@
 """Deferral under a concurrency limit: greedy placement by marginal cost.
 
-Each task in turn (highest power first: a watt moved to a clean slot saves most
-there) takes its cheapest start whose run keeps the number of concurrent tasks
-below ``capacity`` on an occupancy grid of ``grid_s`` cells (a task occupies every
-cell it overlaps, so the limit is never exceeded). Candidate starts are those of the
+Each task in turn (least slack first, so tight tasks keep their only window and
+loose ones fill the clean slots left) takes its cheapest start whose run keeps the
+number of concurrent tasks below ``capacity`` on an occupancy grid of ``grid_s``
+cells (a task occupies every cell it overlaps, so the limit is never exceeded).
+Candidate starts are those of the
 unconstrained planner plus every grid cell. A task with no feasible start before its
 end bound is placed at the earliest cell with room (``fits`` False).
 """
@@ -90,7 +91,7 @@ def plan_with_capacity(forecast: Forecast, durations: np.ndarray, energies: np.n
         planner.reserve(s, e)
     start, cost = np.empty(durations.size), np.empty(durations.size)
     fits = np.zeros(durations.size, dtype=bool)
-    for j in np.argsort(-(energies / np.maximum(durations, 1e-9)), kind="stable"):
+    for j in np.argsort(end_by - durations - earliest, kind="stable"):
         start[j], cost[j], fits[j] = planner.place(durations[j], energies[j], earliest[j],
                                                    end_by[j])
     return BatchPlan(start, cost, fits)
