@@ -16,6 +16,8 @@ class Subscriber:
 
     ``node`` restricts to one node's samples; by default all are received. A frame that
     is not a valid sample is dropped and counted in ``invalid``, never raised.
+    ``curve`` = (server public, client public, client secret) z85 keys for a
+    publisher that uses CURVE.
     """
 
     def __init__(
@@ -23,10 +25,16 @@ class Subscriber:
         endpoints: str | list[str],
         node: str | None = None,
         context: zmq.Context[Any] | None = None,
+        curve: tuple[bytes, bytes, bytes] | None = None,
     ) -> None:
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            server_public, public, secret = curve
+            self._sock.curve_serverkey = server_public
+            self._sock.curve_publickey = public
+            self._sock.curve_secretkey = secret
         self._sock.setsockopt(zmq.SUBSCRIBE, topic_for(node) if node else TOPIC_PREFIX)
         for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:
             self._sock.connect(endpoint)

@@ -153,3 +153,23 @@ def test_recorder_appends_and_survives_a_torn_line(tmp_path: Path) -> None:
     samples = list(read_samples(tmp_path / "obs" / "n1.jsonl"))
     assert [s["seq"] for s in samples] == [0, 1]
     assert json.loads(rec.path.read_text().splitlines()[0])["system"]["cpu"]["ids"]
+
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
+def test_curve_publisher_accepts_only_keyed_subscribers(tmp_path: Path) -> None:
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    pub = Publisher(f"ipc://{tmp_path}/curve.sock", curve_secret=server_secret)
+    keyed = Subscriber(pub.endpoint, curve=(server_public, client_public, client_secret))
+    plain = Subscriber(pub.endpoint)
+    obs = Observer([SystemSampler()], [pub], node="n1")
+    got = None
+    deadline = time.monotonic() + 10
+    while got is None and time.monotonic() < deadline:
+        obs.tick()
+        got = keyed.recv(timeout_s=0.1)
+    assert got is not None and got["node"] == "n1"
+    assert plain.recv(timeout_s=0.3) is None
+    obs.close()
+    keyed.close()
+    plain.close()

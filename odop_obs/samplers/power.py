@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from odop_obs.power import NvmlPower, RaplSource, UtilisationModel
 from odop_obs.power.base import DOMAINS, PowerSource
 from odop_obs.samplers.base import Sampler
 
 
 def default_sources() -> list[PowerSource]:
     """RAPL, then NVML, then the utilisation model: measurements before estimates."""
-    from odop_obs.power import NvmlPower, RaplSource, UtilisationModel
-
     return [RaplSource(), NvmlPower(), UtilisationModel()]
 
 
