@@ -1,0 +1,44 @@
+"""odop: run post-processing tasks on the cores a simulation leaves idle, while it runs.
+
+The public face::
+
+    @odop.task(name="reduce", time="30s", cpus=1, memory="256M")
+    def reduce(path: str) -> None: ...
+
+    odop.start()                       # every rank
+    odop.submit("reduce", path=p)      # any rank; returns the execution id at once
+    odop.stop()                        # every rank; drains the queue, then shuts down
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from odop.errors import OdopError, SpecError, SpecErrors, UnknownTaskError
+from odop.tasks.registry import task
+
+__version__ = "0.1.0"
+__all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "start", "stop",
+           "submit", "task"]
+
+
+def start(run_name: str | None = None, task_folder: str | None = None, config: Any = None,
+          comm: Any = None) -> Any:
+    """Bring odop up beside the simulation (collective over MPI ranks); returns the run."""
+    from odop.launch.embedded import start as _start
+
+    return _start(run_name, task_folder, config, comm)
+
+
+def submit(task_name: str, /, **kwargs: Any) -> str:
+    """Queue one execution of a declared task; returns its id without waiting."""
+    from odop.launch.embedded import submit as _submit
+
+    return _submit(task_name, **kwargs)
+
+
+def stop(timeout_s: float | None = None) -> dict[str, Any]:
+    """Let queued tasks finish on every core, then shut odop down (collective)."""
+    from odop.launch.embedded import stop as _stop
+
+    return _stop(timeout_s)

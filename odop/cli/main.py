@@ -1,0 +1,40 @@
+"""The ``odop`` command: one subcommand per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from odop.errors import OdopError
+
+COMMANDS = ("demo", "scheduler", "agent", "status", "submit", "cancel", "profiles", "obs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odop", description="Run post-processing tasks on idle cores during a simulation.")
+    parser.add_argument("--version", action="version", version="odop 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = __import__(f"odop.cli.{name}", fromlist=["add_parser"])
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["obs"]:  # the observer has its own parser
+        from odop_obs.cli import main as obs_main
+
+        return obs_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except OdopError as exc:
+        print(f"odop {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

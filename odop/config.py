@@ -1,0 +1,107 @@
+"""Configuration: every key, its default and its unit. docs/configuration.md mirrors this."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from odop.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """odop settings; construct with :func:`load_config` to get validation."""
+
+    home: str = ".odop"
+    """Folder holding runs/ and profiles.db ($ODOP_HOME overrides)."""
+    sample_interval_s: float = 1.0
+    """Seconds between observer samples on each node; each sample drives a scheduling cycle."""
+    selection: str = "fifo"
+    """Queue order: fifo, priority, shortest, deadline."""
+    placement: str = "first_fit"
+    """Core choice: first_fit, best_fit, worst_fit, round_robin."""
+    busy_threshold_pct: float = 50.0
+    """A core the simulation uses above this utilisation (percent) is not idle."""
+    drain_timeout_s: float | None = None
+    """Longest wait for queued tasks at odop.stop(); None waits until the queue is empty."""
+    stop_grace_s: float = 5.0
+    """Seconds between TERM and KILL when a task is stopped."""
+    task_dirs: tuple[str, ...] = ()
+    """Folders with task spec files (*.json, *.toml) and task modules (*.py)."""
+    executable_dirs: tuple[str, ...] = ("executables",)
+    """Folders where executable tasks' programs may live."""
+    scheduler_node: str | None = None
+    """Node id that hosts the scheduler; None means the node of rank 0."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Sections owned by plugins (e.g. [energy]); validated by their owners."""
+
+    @property
+    def home_path(self) -> Path:
+        return Path(os.environ.get("ODOP_HOME") or self.home).resolve()
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_SECTIONS = ("energy",)
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None) -> Config:
+    """Build a Config from a TOML file path, a mapping, or nothing (defaults)."""
+    if isinstance(source, Config):
+        return source
+    if source is None:
+        return Config()
+    if not isinstance(source, Mapping):
+        path = Path(source)
+        try:
+            data: Mapping[str, Any] = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        source = data.get("odop", data)
+    return _from_mapping(source)
+
+
+def _from_mapping(data: Mapping[str, Any]) -> Config:
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            extra[key] = value
+        elif key not in _FIELDS or key == "extra":
+            allowed = ", ".join(sorted(k for k in _FIELDS if k != "extra") + list(_SECTIONS))
+            raise ConfigError(f"unknown config key {key!r}; allowed: {allowed}")
+        else:
+            values[key] = _coerce(key, value)
+    return Config(**values, extra=extra)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    default = _FIELDS[key].default
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} = {value!r} must be a list of strings")
+        return tuple(str(v) for v in value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"config key {key!r} = {value!r} must be a positive number")
+        return float(value)
+    if key in ("selection", "placement"):
+        return _check_choice(key, value)
+    return value
+
+
+def _check_choice(key: str, value: Any) -> str:
+    from odop.scheduler.plugins import available
+
+    names = available(key)
+    if value not in names:
+        raise ConfigError(f"config key {key!r} = {value!r} is unknown; allowed: {', '.join(names)}")
+    return str(value)

@@ -1,0 +1,208 @@
+"""The node agent: the engine plus the observer, talking to the scheduler over ZeroMQ.
+
+One per node. It samples the node every ``interval`` seconds (each sample drives a
+scheduling cycle), executes start/pause/resume/repin/kill commands, reports every exit with
+its usage until the scheduler acknowledges it, and exits — taking its tasks with it — when
+the simulation it serves is gone, when told to shut down, or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from odop.engine.engine import Engine, Exit
+from odop.engine.spawn import SpawnError
+from odop.errors import ProtocolError
+from odop.paths import RunPaths
+from odop.procs import pid_alive
+from odop.protocol import MsgType, decode, encode, make, validate
+
+log = logging.getLogger("odop.agent")
+RESEND_S = 1.0
+
+
+class Agent:
+    """Serves one node of one run until the simulation ends or the scheduler says so."""
+
+    def __init__(self, paths: RunPaths, node: str, *, sim_pids: Sequence[int] = (),
+                 interval_s: float = 1.0, endpoint: str | None = None, grace_s: float = 5.0,
+                 cores: Sequence[int] | None = None, record: bool = True) -> None:
+        from odop_obs import Observer, Recorder
+
+        self.paths, self.node, self.interval_s = paths, node, interval_s
+        self.sim_pids = list(sim_pids)
+        self.cores = sorted(cores if cores is not None else os.sched_getaffinity(0))
+        self.engine = Engine(paths.root, grace_s=grace_s)
+        sinks = [Recorder(paths.samples, node)] if record else []
+        self.observer = Observer.standard(sinks, node=node, interval_s=interval_s)
+        for pid in self.sim_pids:
+            self.observer.processes.watch(pid, role="sim", tree=True)  # type: ignore[union-attr]
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, f"agent:{node}".encode())
+        self.sock.setsockopt(zmq.LINGER, 500)
+        self.sock.connect(endpoint or paths.scheduler_endpoint)
+        self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.invalid = 0
+        self.running = True
+        self.exit_reason = ""
+
+    # -- main loop ----------------------------------------------------------------------
+    def run(self) -> str:
+        """Serve until done; returns why the agent stopped."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: self._finish("SIGTERM"))
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(wake_r, zmq.POLLIN)
+        self._send(MsgType.HELLO, node=self.node, cores=self.cores, pid=os.getpid(),
+                   sim_pids=self.sim_pids)
+        next_tick = time.monotonic()
+        while self.running:
+            timeout = max(0.0, next_tick - time.monotonic())
+            for item, _ in poller.poll(min(timeout, 0.25) * 1000):
+                if item is self.sock:
+                    self._drain_socket()
+                else:
+                    _drain_fd(wake_r)
+            self._report(self.engine.reap())
+            self.engine.enforce()
+            if time.monotonic() >= next_tick:
+                next_tick += self.interval_s
+                self._tick()
+        self._report(self.engine.stop_all(self.exit_reason))
+        self.observer.close()
+        self.sock.close()
+        return self.exit_reason
+
+    def _finish(self, reason: str) -> None:
+        self.running = False
+        self.exit_reason = self.exit_reason or reason
+
+    def _tick(self) -> None:
+        sample = self.observer.tick()
+        alive = self._sim_alive()
+        self._send(MsgType.SAMPLE, node=self.node, sample=node_view(sample, self.cores),
+                   running=sorted(self.engine.tasks), sim_alive=alive)
+        now = time.monotonic()
+        for msg_id, (sent, msg) in list(self.unacked.items()):
+            if now - sent > RESEND_S:
+                self.unacked[msg_id] = (now, msg)
+                self.sock.send(encode(msg), zmq.NOBLOCK)
+        if self.sim_pids and not alive:
+            self._finish("simulation gone")
+
+    def _sim_alive(self) -> bool:
+        return not self.sim_pids or any(pid_alive(p) for p in self.sim_pids)
+
+    # -- messages -----------------------------------------------------------------------
+    def _send(self, mtype: MsgType, **fields: Any) -> dict[str, Any]:
+        msg = make(mtype, **fields)
+        try:
+            self.sock.send(encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("scheduler queue full; %s dropped", mtype.value)
+        return msg
+
+    def _drain_socket(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                mtype, msg = validate(decode(data))
+            except ProtocolError as exc:
+                self.invalid += 1
+                log.warning("dropped invalid message (%d so far): %s", self.invalid, exc)
+                continue
+            self._handle(mtype, msg)
+
+    def _handle(self, mtype: MsgType, msg: Any) -> None:
+        if mtype is MsgType.ACK:
+            self.unacked.pop(msg["ref"], None)
+        elif mtype is MsgType.START:
+            self._start(msg)
+        elif mtype is MsgType.SHUTDOWN:
+            self._finish(msg["reason"])
+        elif mtype in (MsgType.PAUSE, MsgType.RESUME, MsgType.REPIN, MsgType.KILL):
+            self._control(mtype, msg)
+        else:
+            self.invalid += 1
+            log.warning("agent does not handle %s messages", mtype.value)
+
+    def _start(self, msg: Any) -> None:
+        execution = msg["execution"]
+        if execution in self.engine.tasks:
+            return  # a resent start: already running
+        try:
+            proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"])
+        except (SpawnError, KeyError, ValueError, IndexError) as exc:
+            self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
+            return
+        self._send(MsgType.STARTED, execution=execution, pid=proc.pid, cores=proc.cores,
+                   t=time.time())
+
+    def _control(self, mtype: MsgType, msg: Any) -> None:
+        proc = self.engine.tasks.get(msg["execution"])
+        if proc is None:
+            return
+        if mtype is MsgType.PAUSE:
+            proc.pause()
+        elif mtype is MsgType.RESUME:
+            proc.resume()
+        elif mtype is MsgType.REPIN:
+            proc.repin([int(c) for c in msg["cores"]])
+        else:
+            proc.stop(msg["reason"])
+
+    def _report(self, exits: list[Exit]) -> None:
+        for e in exits:
+            msg = self._send(MsgType.EXITED, execution=e.execution, exit_code=e.exit_code,
+                             signal=e.signal, reason=e.reason, cpu_s=e.cpu_s,
+                             max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s, t=time.time())
+            self.unacked[msg["id"]] = (time.monotonic(), msg)
+
+
+def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
+    """The part of an observer sample the scheduler decides on (utilisation as 0..1)."""
+    cpu = sample.get("system", {}).get("cpu", {})
+    procs = sample.get("processes", {})
+    sim = [p for p in procs.get("watched", []) if p.get("role") == "sim"]
+    bound = sorted({c for p in sim for c in p.get("affinity", [])})
+    power = sample.get("power", {})
+    return {
+        "t": sample.get("t", time.time()),
+        "cores": cores,
+        "util": cpu.get("util", []),
+        "sim_bound": bound if bound and len(bound) < len(cores) else [],
+        "sim_cpu": sum(p.get("cpu", 0.0) for p in sim),
+        "power_w": power.get("watts", {}).get("total"),
+        "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
+    }
+
+
+def _drain_fd(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def serve(run_dir: Path, node: str, **kwargs: Any) -> str:
+    """Entry point of ``odop agent``: serve the run's scheduler until done."""
+    return Agent(RunPaths(run_dir), node, **kwargs).run()

@@ -1,0 +1,98 @@
+"""The shim every task starts in: it lowers itself, arms its own death, then runs the task.
+
+``python -m odop.engine.worker`` reads its orders from ``ODOP_TASK`` (base64 msgpack):
+``{"kind", "target", "argv", "args", "memory_max", "parent"}``. Before any user code runs it
+asks the kernel to kill it when the engine dies, sets nice 19 and the idle IO class, and
+bounds its memory; then it calls the Python function or execs the program (which keeps
+those settings).
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import os
+import platform
+import resource
+import signal
+import sys
+import traceback
+from typing import Any
+
+import msgpack
+
+from odop.procs import die_with_parent
+
+IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "ppc64le": 273}
+IOPRIO_CLASS_IDLE = 3
+EXIT_MEMORY = 97
+"""Exit status meaning the task ran out of its memory bound."""
+EXIT_SETUP = 98
+"""Exit status meaning the task could not be loaded (bad target, missing module)."""
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def lower_priority() -> None:
+    """Below the simulation whatever the kernel's grouping: SCHED_IDLE, nice 19, the nice of
+    this session's autogroup (a new session is a new autogroup, where plain nice would not
+    count against the ranks' group), and the idle IO class."""
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, 0, 19)
+    try:
+        with open("/proc/self/autogroup", "w") as fh:
+            fh.write("19")
+    except OSError:  # no autogroup support (or not allowed): SCHED_IDLE still holds
+        pass
+    number = IOPRIO_SET.get(platform.machine())
+    if number is not None:
+        _libc().syscall(number, 1, 0, IOPRIO_CLASS_IDLE << 13)  # IOPRIO_WHO_PROCESS, self
+
+
+def bound_memory(limit: int | None) -> None:
+    """Cap the data segment (heap and private mappings) at ``limit`` bytes."""
+    if limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def run(order: dict[str, Any]) -> int:
+    """Execute one task order; returns the exit status for a Python task."""
+    if order["kind"] != "python":
+        os.execvp(order["argv"][0], order["argv"])
+    from odop.tasks.target import load_callable
+
+    try:
+        func = load_callable(order["target"])
+    except Exception:
+        traceback.print_exc()
+        return EXIT_SETUP
+    try:
+        func(**order["args"])
+    except MemoryError:
+        traceback.print_exc()
+        return EXIT_MEMORY
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def main() -> int:
+    order = msgpack.unpackb(base64.b64decode(os.environ.pop("ODOP_TASK")))
+    die_with_parent(int(order.get("parent") or 0), signal.SIGKILL)
+    lower_priority()
+    bound_memory(order.get("memory_max"))
+    code = run(order)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def encode_order(order: dict[str, Any]) -> str:
+    return base64.b64encode(msgpack.packb(order)).decode()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

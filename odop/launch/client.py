@@ -1,0 +1,106 @@
+"""The client side of the scheduler's socket, used by simulation ranks and the CLI.
+
+Sending never blocks: a message goes into ZeroMQ's queue and the call returns. Requests
+that need an answer wait for it with a bound. Submissions are resent until acknowledged
+(the scheduler ignores a resent id), so none is lost while the scheduler restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import zmq
+
+from odop.errors import ProtocolError
+from odop.protocol import MsgType, decode, encode, make, validate
+
+log = logging.getLogger("odop.client")
+RESEND_S = 1.0
+
+
+class Client:
+    """A DEALER socket to the scheduler, with acknowledgement tracking."""
+
+    def __init__(self, endpoint: str, *, rank: int | None = None) -> None:
+        self.endpoint, self.rank = endpoint, rank
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        self.sock.connect(endpoint)
+        self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.errors: list[str] = []
+        self.replies: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    def send(self, mtype: MsgType, *, track: bool = False, **fields: Any) -> dict[str, Any]:
+        """Queue a message without blocking; ``track`` resends it until acknowledged."""
+        msg = make(mtype, **fields)
+        try:
+            self.sock.send(encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("scheduler unreachable and send queue full; %s kept for resend",
+                        mtype.value)
+        if track:
+            self.unacked[msg["id"]] = (time.monotonic(), msg)
+        return msg
+
+    def submit(self, execution: str, task: str, args: dict[str, Any]) -> None:
+        self.send(MsgType.SUBMIT, track=True, execution=execution, task=task, args=args,
+                  rank=self.rank)
+
+    def pump(self, timeout_s: float = 0.0) -> None:
+        """Read whatever arrived (waiting up to ``timeout_s`` for the first), resend stale."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wait = max(0.0, deadline - time.monotonic())
+            if not self.sock.poll(wait * 1000):
+                break
+            self._receive(self.sock.recv())
+            deadline = 0.0
+        now = time.monotonic()
+        for msg_id, (sent, msg) in list(self.unacked.items()):
+            if now - sent > RESEND_S:
+                self.unacked[msg_id] = (now, msg)
+                try:
+                    self.sock.send(encode(msg), zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            mtype, msg = validate(decode(data))
+        except ProtocolError as exc:
+            log.warning("ignored invalid reply: %s", exc)
+            return
+        ref = msg.get("ref")
+        if mtype is MsgType.ERROR:
+            self.errors.append(msg["error"])
+            log.warning("scheduler: %s", msg["error"])
+        if ref:
+            self.unacked.pop(ref, None)
+            self.replies[ref] = dict(msg)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until every tracked message is acknowledged."""
+        end = time.monotonic() + timeout_s
+        while self.unacked and time.monotonic() < end:
+            self.pump(min(0.1, max(0.0, end - time.monotonic())))
+        return not self.unacked
+
+    def request(self, mtype: MsgType, timeout_s: float | None, *, alive: Any = None,
+                **fields: Any) -> dict[str, Any] | None:
+        """Send and wait for the reply to this message; None on timeout or if ``alive()``
+        says the scheduler is gone."""
+        ref = self.send(mtype, **fields)["id"]
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while ref not in self.replies:
+            if end is not None and time.monotonic() >= end:
+                return None
+            if alive is not None and not alive():
+                return None
+            self.pump(0.1)
+        return self.replies.pop(ref)

@@ -1,0 +1,72 @@
+"""The run folder's layout: one place that names every file odop writes."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from odop.errors import OdopError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Paths inside ``$ODOP_HOME/runs/<run>/``; the folder is private to the user (0700)."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def db(self) -> Path:
+        return self.root / "odop.db"
+
+    @property
+    def scheduler_endpoint(self) -> str:
+        return f"ipc://{self.root / 'scheduler.sock'}"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    def task_dir(self, execution: str) -> Path:
+        """Folder of one execution: stdout, stderr and its scratch files."""
+        return self.root / "tasks" / execution
+
+    def create(self) -> RunPaths:
+        for folder in (self.root, self.logs, self.samples, self.root / "tasks"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        return self
+
+
+def new_run_name() -> str:
+    """A sortable, unique run name: ``YYYYmmdd-HHMMSS-xxxx``."""
+    return time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+
+
+def runs_folder(home: Path) -> Path:
+    return home / "runs"
+
+
+def resolve_run(run: str | os.PathLike[str], home: Path) -> RunPaths:
+    """Find a run by path or by name under ``home/runs``; 'latest' is the newest."""
+    text = str(run)
+    candidates = [Path(text)] if os.sep in text else []
+    if text == "latest":
+        existing = sorted(p for p in runs_folder(home).glob("*") if (p / "odop.db").exists())
+        candidates += existing[-1:]
+    candidates.append(runs_folder(home) / text)
+    for candidate in candidates:
+        if (candidate / "odop.db").exists():
+            return RunPaths(candidate.resolve())
+    known = sorted(p.name for p in runs_folder(home).glob("*"))[-5:]
+    hint = f"; recent runs: {', '.join(known)}" if known else f"; no runs under {home}/runs"
+    raise OdopError(f"run {text!r} not found{hint}")

@@ -1,0 +1,25 @@
+"""Small process facts and tricks shared by every odop process (cheap to import)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+PR_SET_PDEATHSIG = 1
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` when our parent exits; exit now if it already has."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if parent and os.getppid() != parent:
+        os._exit(3)

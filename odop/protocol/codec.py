@@ -1,0 +1,26 @@
+"""msgpack encoding with bounded decoding: no pickle ever crosses a socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from odop.errors import ProtocolError
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    """Serialise a message map to msgpack bytes."""
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def decode(data: bytes) -> Any:
+    """Deserialise msgpack bytes; malformed, oversized or trailing data is a ProtocolError."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"undecodable message: {exc.__class__.__name__}: {exc}") from exc

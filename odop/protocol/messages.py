@@ -1,0 +1,120 @@
+"""Message types and their schema; every message is validated on receipt.
+
+A message is a msgpack map ``{"v": VERSION, "type": <MsgType>, "id": <str>, ...fields}``.
+The schema below is the single source of truth; docs/protocol.md describes it for people.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from odop.errors import ProtocolError
+
+VERSION = 1
+
+_num = (int, float)
+_opt_num = (int, float, type(None))
+_opt_str = (str, type(None))
+_opt_int = (int, type(None))
+
+
+class MsgType(str, enum.Enum):
+    """Every message type; the docstring of each schema entry says who sends it."""
+
+    # client (simulation rank or CLI) -> scheduler
+    SUBMIT = "submit"
+    DECLARE = "declare"
+    CANCEL = "cancel"
+    STATUS = "status"
+    SIM_END = "sim_end"
+    PHASE = "phase"
+    # agent -> scheduler
+    HELLO = "hello"
+    SAMPLE = "sample"
+    STARTED = "started"
+    EXITED = "exited"
+    # scheduler -> agent
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    REPIN = "repin"
+    KILL = "kill"
+    SHUTDOWN = "shutdown"
+    # replies, both ways
+    ACK = "ack"
+    ERROR = "error"
+    REPLY = "reply"
+    DRAINED = "drained"
+
+
+# field -> accepted python types (after msgpack decoding); every field listed is required,
+# except those whose types include NoneType, which may be absent.
+SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
+    MsgType.SUBMIT: {"execution": (str,), "task": (str,), "args": (dict,), "rank": _opt_int},
+    MsgType.DECLARE: {"tasks": (list,)},
+    MsgType.CANCEL: {"execution": (str,)},
+    MsgType.STATUS: {},
+    MsgType.SIM_END: {"rank": _opt_int},
+    MsgType.PHASE: {"node": (str,), "rank": (int,), "phase": (str,), "active": (bool,)},
+    MsgType.HELLO: {"node": (str,), "cores": (list,), "pid": (int,), "sim_pids": (list,)},
+    MsgType.SAMPLE: {"node": (str,), "sample": (dict,), "running": (list,), "sim_alive": (bool,)},
+    MsgType.STARTED: {"execution": (str,), "pid": (int,), "cores": (list,), "t": _num},
+    MsgType.EXITED: {
+        "execution": (str,), "exit_code": _opt_int, "signal": _opt_int, "reason": (str,),
+        "cpu_s": _num, "max_rss_bytes": (int,), "wall_s": _num, "t": _num,
+    },
+    MsgType.START: {
+        "execution": (str,), "spec": (dict,), "args": (dict,), "cores": (list,),
+        "attempt": (int,),
+    },
+    MsgType.PAUSE: {"execution": (str,)},
+    MsgType.RESUME: {"execution": (str,)},
+    MsgType.REPIN: {"execution": (str,), "cores": (list,)},
+    MsgType.KILL: {"execution": (str,), "reason": (str,)},
+    MsgType.SHUTDOWN: {"reason": (str,)},
+    MsgType.ACK: {"ref": (str,)},
+    MsgType.ERROR: {"ref": _opt_str, "error": (str,)},
+    MsgType.REPLY: {"ref": (str,), "body": (dict,)},
+    MsgType.DRAINED: {"ref": (str,), "done": (int,), "failed": (int,)},
+}
+
+_TYPES = {t.value: t for t in MsgType}
+
+
+def new_id() -> str:
+    """A fresh 128-bit message or execution id, as 32 hex characters."""
+    return os.urandom(16).hex()
+
+
+def make(mtype: MsgType, msg_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """Build a message map; fields are checked by :func:`validate` on the other side."""
+    return {"v": VERSION, "type": mtype.value, "id": msg_id or new_id(), **fields}
+
+
+def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
+    """Check a decoded message against the schema; raise ProtocolError saying what is wrong."""
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"message must be a map, got {type(msg).__name__}")
+    if msg.get("v") != VERSION:
+        raise ProtocolError(f"protocol version {msg.get('v')!r} not supported; expected {VERSION}")
+    mtype = _TYPES.get(msg.get("type"))  # type: ignore[arg-type]
+    if mtype is None:
+        raise ProtocolError(f"unknown message type {msg.get('type')!r}; allowed: {sorted(_TYPES)}")
+    if not isinstance(msg.get("id"), str) or not msg["id"]:
+        raise ProtocolError(f"{mtype.value}: field 'id' must be a non-empty string")
+    for field, types in SCHEMA[mtype].items():
+        if field not in msg:
+            if type(None) in types:
+                continue
+            raise ProtocolError(f"{mtype.value}: missing field {field!r}")
+        value = msg[field]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            allowed = "/".join(t.__name__ for t in types)
+            raise ProtocolError(
+                f"{mtype.value}: field {field!r} = {value!r:.60} has type "
+                f"{type(value).__name__}; allowed: {allowed}"
+            )
+    return mtype, msg

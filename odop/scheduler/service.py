@@ -1,0 +1,354 @@
+"""The scheduler process: the run's queue, its nodes, and the loop that drives decisions.
+
+It binds a ROUTER socket that agents (DEALER, identity ``agent:<node>``) and clients
+(simulation ranks, the CLI) connect to. Every cycle is driven by an event: a submission,
+a sample, an exit. Every state change is written to SQLite before it is acted on, so a
+scheduler killed at any instant restarts from the database with nothing lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from odop.config import Config
+from odop.errors import ProtocolError
+from odop.paths import RunPaths
+from odop.procs import pid_alive
+from odop.protocol import MsgType, decode, encode, make, validate
+from odop.scheduler.cluster import Node
+from odop.scheduler.core import Decider, Placed
+from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.selection import Pending
+from odop.store.executions import RunStore, TransitionError
+from odop.store.profiles import Measurement, ProfileStore
+from odop.store.states import ExecState
+
+log = logging.getLogger("odop.scheduler")
+LOST_S = 5.0
+"""An execution its agent no longer reports for this long is lost (and requeued)."""
+
+
+class SchedulerService:
+    """Owns one run's database and decides for all its nodes."""
+
+    def __init__(self, paths: RunPaths, config: Config, *, endpoint: str | None = None,
+                 parent_pid: int | None = None) -> None:
+        self.paths, self.config, self.parent_pid = paths, config, parent_pid
+        self.store = RunStore(paths.db)
+        self.profiles = ProfileStore(config.home_path / "profiles.db")
+        self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
+                               busy_threshold=config.busy_threshold_pct / 100)
+        self.endpoint = endpoint or paths.scheduler_endpoint
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 1000)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.sock.bind(self.endpoint)
+        self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
+        self.missing: dict[str, float] = {}
+        self.cancelling: set[str] = set()
+        self.waiters: list[tuple[bytes, str]] = []
+        self.agents: dict[str, int] = {}
+        """node -> pid of its agent, for the components table."""
+        self.invalid = 0
+        self.running = True
+        self.dirty = True
+        self._load()
+
+    # -- restart ------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Rebuild the in-memory queue and grants from the database."""
+        self.decider.specs.update(self.store.tasks())
+        meta = self.store.meta()
+        self.decider.sim_running = "sim_end" not in meta
+        for row in self.store.in_states(ExecState.QUEUED):
+            self.decider.enqueue(self._pending(row))
+        for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING, ExecState.PAUSED):
+            self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
+            self.missing[row["id"]] = time.monotonic()
+
+    def _pending(self, row: dict[str, Any]) -> Pending:
+        estimate = self.profiles.estimate(row["task"])
+        return Pending(row["id"], row["task"], row["args"], row["submitted_at"],
+                       priority=row["priority"], deadline=row["deadline"],
+                       not_before=row["not_before"], attempt=row["attempt"],
+                       expected_s=estimate.duration_s)
+
+    # -- loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._abort("scheduler received SIGTERM"))
+        self.store.set_meta("scheduler_started", time.time())
+        next_check = time.monotonic()
+        while self.running:
+            if self.sock.poll(200 if not self.dirty else 0):
+                self._drain_socket()
+            if self.dirty:
+                self.dirty = False
+                self._act(self.decider.cycle(time.time()))
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 0.5
+                self._housekeeping()
+        self.sock.close()
+        self.store.close()
+        self.profiles.close()
+
+    def _drain_socket(self) -> None:
+        for _ in range(1000):
+            try:
+                ident, data = self.sock.recv_multipart(zmq.NOBLOCK)[:2]
+            except zmq.Again:
+                return
+            except ValueError:
+                self.invalid += 1
+                continue
+            try:
+                mtype, msg = validate(decode(data))
+                self._handle(ident, mtype, msg)
+            except ProtocolError as exc:
+                self.invalid += 1
+                log.warning("invalid message #%d: %s", self.invalid, exc)
+                self._send(ident, MsgType.ERROR, ref=None, error=str(exc))
+
+    def _send(self, ident: bytes, mtype: MsgType, **fields: Any) -> None:
+        try:
+            self.sock.send_multipart([ident, encode(make(mtype, **fields))], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.warning("cannot send %s to %r: %s", mtype.value, ident, exc)
+
+    def _handle(self, ident: bytes, mtype: MsgType, msg: Any) -> None:
+        handler = self._handlers.get(mtype)
+        if handler is None:
+            raise ProtocolError(f"the scheduler does not accept {mtype.value} messages")
+        handler(self, ident, msg)
+
+    # -- client messages ----------------------------------------------------------------
+    def _on_declare(self, ident: bytes, msg: Any) -> None:
+        specs = {s["name"]: s for s in msg["tasks"] if isinstance(s, dict) and "name" in s}
+        new = {k: v for k, v in specs.items() if self.decider.specs.get(k) != v}
+        if new:
+            self.decider.specs.update(new)
+            self.store.put_tasks(new)
+            for name, spec in new.items():
+                self.profiles.declare(name, spec)
+        self._send(ident, MsgType.ACK, ref=msg["id"])
+
+    def _on_submit(self, ident: bytes, msg: Any) -> None:
+        spec = self.decider.specs.get(msg["task"])
+        origin = f"rank {msg['rank']}" if msg.get("rank") is not None else "client"
+        if spec is None:
+            self._send(ident, MsgType.ERROR, ref=msg["id"],
+                       error=f"unknown task {msg['task']!r}; known: {sorted(self.decider.specs)}")
+            return
+        now = time.time()
+        deadline = now + spec["deadline_s"] if spec.get("deadline_s") else None
+        if self.store.add(msg["execution"], msg["task"], msg["args"], origin=origin,
+                          priority=spec.get("priority", 0), deadline=deadline, now=now):
+            self.decider.enqueue(self._pending(self.store.get(msg["execution"]) or {}))
+            self.dirty = True
+        self._send(ident, MsgType.ACK, ref=msg["id"])
+
+    def _on_cancel(self, ident: bytes, msg: Any) -> None:
+        execution = msg["execution"]
+        row = self.store.get(execution)
+        if row is None:
+            self._send(ident, MsgType.ERROR, ref=msg["id"], error=f"no execution {execution}")
+            return
+        if execution in self.decider.pending:
+            del self.decider.pending[execution]
+            self.store.transition(execution, ExecState.CANCELLED, detail="cancelled by user")
+        elif execution in self.decider.active:
+            self.cancelling.add(execution)
+            self._command(execution, MsgType.KILL, reason="cancelled by user")
+        self._send(ident, MsgType.ACK, ref=msg["id"])
+
+    def _on_status(self, ident: bytes, msg: Any) -> None:
+        nodes = {n.name: {"cores": n.cores, "granted": sorted(n.granted),
+                          "free": n.free(sim_running=self.decider.sim_running,
+                                        threshold=self.decider.busy_threshold),
+                          "power_w": n.power_w} for n in self.decider.nodes.values()}
+        body = {"counts": self.store.counts(), "nodes": nodes, "invalid": self.invalid,
+                "sim_running": self.decider.sim_running}
+        self._send(ident, MsgType.REPLY, ref=msg["id"], body=body)
+
+    def _on_sim_end(self, ident: bytes, msg: Any) -> None:
+        if self.decider.sim_running:
+            self.decider.sim_running = False
+            self.store.set_meta("sim_end", time.time())
+        self.waiters.append((ident, msg["id"]))
+        self.dirty = True
+
+    # -- agent messages -----------------------------------------------------------------
+    def _on_hello(self, ident: bytes, msg: Any) -> None:
+        self._node(ident, msg["node"], msg["cores"])
+        self.agents[msg["node"]] = msg["pid"]
+        self.store.add_component("agent", msg["node"], msg["pid"])
+
+    def _node(self, ident: bytes, name: str, cores: list[int]) -> Node:
+        node = self.decider.nodes.get(name)
+        if node is None or node.identity != ident:
+            node = Node(name, ident, sorted(int(c) for c in cores))
+            self.decider.add_node(node)
+            self.dirty = True
+        return node
+
+    def _on_sample(self, ident: bytes, msg: Any) -> None:
+        view = msg["sample"]
+        node = self._node(ident, msg["node"], view.get("cores") or [])
+        node.update(view, msg["sim_alive"])
+        running = set(msg["running"])
+        now = time.monotonic()
+        for execution, (_, where, _) in self.decider.active.items():
+            if where != node.name or execution in running:
+                self.missing.pop(execution, None)
+            else:
+                self.missing.setdefault(execution, now)
+        if not msg["sim_alive"] and self.decider.sim_running:
+            self._abort(f"simulation on {node.name} ended without odop.stop()")
+        self.dirty = True
+
+    def _on_started(self, ident: bytes, msg: Any) -> None:
+        try:
+            self.store.transition(msg["execution"], ExecState.RUNNING, pid=msg["pid"],
+                                  started_at=msg["t"])
+        except TransitionError as exc:
+            log.warning("late start report: %s", exc)
+
+    def _on_exited(self, ident: bytes, msg: Any) -> None:
+        self._send(ident, MsgType.ACK, ref=msg["id"])
+        execution = msg["execution"]
+        row = self.store.get(execution)
+        if row is None or ExecState(row["state"]).terminal or execution not in self.decider.active:
+            return  # a resent report of an exit already recorded
+        self.decider.release(execution)
+        self.missing.pop(execution, None)
+        usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
+                                     "wall_s")}
+        self._finish(row, usage, ended_at=msg["t"])
+        self.dirty = True
+
+    def _finish(self, row: dict[str, Any], usage: dict[str, Any], ended_at: float) -> None:
+        execution = row["id"]
+        ok = usage["exit_code"] == 0
+        state = ExecState.DONE if ok else ExecState.FAILED
+        if execution in self.cancelling:
+            self.cancelling.discard(execution)
+            state = ExecState.CANCELLED
+        self.store.transition(execution, state, detail=usage["reason"], ended_at=ended_at,
+                              **usage)
+        self.profiles.record(row["task"], self.paths.name, execution, Measurement(
+            usage["wall_s"], usage["cpu_s"], usage["max_rss_bytes"],
+            exit_code=usage["exit_code"]))
+        if state is ExecState.FAILED:
+            self._maybe_retry(row, usage["reason"])
+
+    def _maybe_retry(self, row: dict[str, Any], reason: str) -> None:
+        spec = self.decider.specs.get(row["task"], {})
+        attempt = row["attempt"] + 1
+        if attempt > spec.get("max_retries", 0) or not self.running:
+            return
+        not_before = time.time() + spec.get("retry_backoff_s", 1.0) * 2 ** (attempt - 1)
+        self.store.transition(row["id"], ExecState.QUEUED, detail=f"retry {attempt}: {reason}",
+                              attempt=attempt, not_before=not_before, node=None, cores=None)
+        self.decider.enqueue(self._pending(self.store.get(row["id"]) or {}))
+
+    # -- acting -------------------------------------------------------------------------
+    def _act(self, placed: list[Placed]) -> None:
+        for p in placed:
+            node = self.decider.nodes[p.node]
+            spec = self.decider.specs[p.pending.task]
+            self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
+                                  cores=p.cores, detail=f"{p.node}:{p.cores}")
+            self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
+                       args=p.pending.args, cores=p.cores, attempt=p.pending.attempt)
+
+    def _command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
+        held = self.decider.active.get(execution)
+        node = self.decider.nodes.get(held[1]) if held else None
+        if node is not None:
+            self._send(node.identity, mtype, execution=execution, **fields)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        for execution, since in list(self.missing.items()):
+            if now - since > LOST_S and execution in self.decider.active:
+                self._lost(execution, "lost: its agent no longer runs it")
+        for name, node in list(self.decider.nodes.items()):
+            if now - node.last_seen > self.node_stale_s:
+                del self.decider.nodes[name]
+                for execution in [e for e, (_, n, _) in self.decider.active.items() if n == name]:
+                    self._lost(execution, f"lost: node {name} silent")
+        if self.parent_pid and not pid_alive(self.parent_pid):
+            self._abort("the simulation process that started the scheduler is gone")
+        if not self.decider.sim_running and not self.decider.pending and not self.decider.active:
+            self._drained()
+
+    def _lost(self, execution: str, reason: str) -> None:
+        self.decider.release(execution)
+        self.missing.pop(execution, None)
+        row = self.store.get(execution)
+        if row is None or ExecState(row["state"]).terminal:
+            return
+        usage = {"exit_code": None, "signal": None, "reason": reason, "cpu_s": 0.0,
+                 "max_rss_bytes": 0, "wall_s": 0.0}
+        self.store.transition(execution, ExecState.FAILED, detail=reason, ended_at=time.time(),
+                              **usage)
+        self._maybe_retry(dict(row, attempt=row["attempt"]), reason)
+        self.dirty = True
+
+    def _drained(self) -> None:
+        counts = self.store.counts()
+        for ident, ref in self.waiters:
+            self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
+                       failed=counts.get("failed", 0))
+        self._shutdown_agents("queue drained")
+        self.running = False
+
+    def _abort(self, reason: str) -> None:
+        """The simulation is gone: cancel what is queued, stop what runs, and exit."""
+        log.warning("aborting: %s", reason)
+        now = time.time()
+        for execution in list(self.decider.pending):
+            self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
+        for execution in list(self.decider.active):
+            self.decider.release(execution)
+            try:
+                self.store.transition(execution, ExecState.CANCELLED, detail=reason,
+                                      reason=reason, ended_at=now)
+            except TransitionError:
+                pass
+        self.decider.pending.clear()
+        self._shutdown_agents(reason)
+        self.running = False
+
+    def _shutdown_agents(self, reason: str) -> None:
+        for node in self.decider.nodes.values():
+            self._send(node.identity, MsgType.SHUTDOWN, reason=reason)
+        for node_name, pid in self.agents.items():
+            self.store.end_component("agent", node_name, pid)
+
+    _handlers = {
+        MsgType.DECLARE: _on_declare, MsgType.SUBMIT: _on_submit, MsgType.CANCEL: _on_cancel,
+        MsgType.STATUS: _on_status, MsgType.SIM_END: _on_sim_end, MsgType.HELLO: _on_hello,
+        MsgType.SAMPLE: _on_sample, MsgType.STARTED: _on_started, MsgType.EXITED: _on_exited,
+    }
+
+
+def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
+          parent_pid: int | None = None) -> None:
+    """Entry point of ``odop scheduler``: serve the run until it is drained or aborted."""
+    paths = RunPaths(run_dir)
+    service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
+    node = os.environ.get("ODOP_NODE") or os.uname().nodename
+    service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
+    try:
+        service.run()
+    finally:
+        end = RunStore(paths.db)
+        end.end_component("scheduler", node, os.getpid())
+        end.close()
