@@ -93,3 +93,28 @@ def test_tree_total_dip_is_not_counted_twice(monkeypatch: pytest.MonkeyPatch) ->
     s.watch(os.getpid(), "task", tree=True)
     cpus = [s.sample(0.0, 1.0, {})["watched"][0]["cpu"] for _ in range(3)]
     assert cpus == [1.0, 0.0, 0.5]
+
+
+def test_watch_unwatch_from_another_thread_leaks_nothing() -> None:
+    import threading
+
+    s = ProcessSampler()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            s.watch(os.getpid(), "odop")
+            s.unwatch(os.getpid())
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(200):
+            section = s.sample(0.0, 1.0, {})
+            assert section["exited"] == []  # an unwatched pid is not reported as exited
+    finally:
+        stop.set()
+        thread.join()
+    s.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before

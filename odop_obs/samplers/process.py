@@ -103,20 +103,26 @@ class ProcessSampler(Sampler):
     def sample(self, now: float, dt: float, sections: Mapping[str, Any]) -> dict[str, Any]:
         self._close_retired()
         watched: list[dict[str, Any]] = []
-        exited: list[int] = []
+        exited: list[_Target] = []
         for pid, target in self._targets.items():
             row = _read(pid, target, dt)
             if row is None:
-                exited.append(pid)
+                exited.append(target)
             else:
                 watched.append(row)
-        with self._lock:
-            gone = self._forget(exited) if exited else []
-        for target in gone:
-            target.stat.close()
+        gone = self._drop_exited(exited) if exited else []
         rows = [{"pid": t.stat.pid, "role": t.role, "label": t.label, "cpu_s": round(t.cpu_s, 3)}
                 for t in gone]
         return {"watched": watched, "exited": rows, "roles": _by_role(watched)}
+
+    def _drop_exited(self, exited: list[_Target]) -> list[_Target]:
+        """Forget and close exited targets, unless watch() replaced one meanwhile."""
+        with self._lock:
+            gone = [t for t in exited if self._targets.get(t.stat.pid) is t]
+            self._forget([t.stat.pid for t in gone])
+        for target in gone:
+            target.stat.close()
+        return gone
 
     def _forget(self, pids: list[int]) -> list[_Target]:
         """Drop ``pids`` from the watch list (caller holds the lock); returns their targets."""
