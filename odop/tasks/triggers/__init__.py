@@ -1,7 +1,51 @@
-"""Triggers: what submits a task without an explicit ``odop.submit`` call."""
+"""Triggers: what submits a task without an explicit ``odop.submit`` call.
+
+``make_trigger(spec.trigger, key=spec.name, state=...)`` builds the trigger of a
+normalised trigger dict (see ``odop.tasks.triggers.spec``); the contract every trigger
+follows is in ``odop.tasks.triggers.base``. ``after`` triggers have no watcher: the
+scheduler submits the task when the other task completes (it is in ``depends_on``).
+"""
 
 from __future__ import annotations
 
-from odop.tasks.triggers.spec import FILE_EVENTS, TRIGGER_KINDS, normalize_trigger
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["FILE_EVENTS", "TRIGGER_KINDS", "normalize_trigger"]
+from odop.tasks.triggers.base import MemoryTriggerState, Trigger, TriggerState
+from odop.tasks.triggers.every import EveryTrigger
+from odop.tasks.triggers.file import FileTrigger
+from odop.tasks.triggers.folder import FolderTrigger
+from odop.tasks.triggers.line import LineTrigger
+from odop.tasks.triggers.spec import FILE_EVENTS, TRIGGER_KINDS, normalize_trigger
+from odop.tasks.triggers.state import SQLiteTriggerState
+
+__all__ = [
+    "FILE_EVENTS", "TRIGGER_KINDS", "EveryTrigger", "FileTrigger", "FolderTrigger",
+    "LineTrigger", "MemoryTriggerState", "SQLiteTriggerState", "Trigger", "TriggerState",
+    "make_trigger", "normalize_trigger",
+]
+
+
+def make_trigger(trigger: Mapping[str, Any], *, key: str, state: TriggerState,
+                 base_dir: str = ".", use_inotify: bool | None = None,
+                 auto_commit: bool = True) -> Trigger | None:
+    """The watcher of a normalised trigger dict, or None for ``after`` (scheduler-side).
+
+    ``key`` (usually the task name) prefixes its persisted state; relative paths are
+    taken from ``base_dir``; ``use_inotify`` None = when available, False = polling.
+    """
+    kind = trigger["kind"]
+    common: dict[str, Any] = {"auto_commit": auto_commit}
+    if kind == "every":
+        return EveryTrigger(key, state, trigger["period_s"], **common)
+    if kind == "after":
+        return None
+    common.update(base_dir=base_dir, use_inotify=use_inotify)
+    if kind == "file":
+        return FileTrigger(key, state, trigger["path"], events=trigger["events"],
+                           settle_s=trigger.get("settle_s", 0.0), **common)
+    if kind == "folder":
+        return FolderTrigger(key, state, trigger["path"], **common)
+    if kind == "line":
+        return LineTrigger(key, state, trigger["path"], **common)
+    raise ValueError(f"trigger kind {kind!r} is unknown; allowed: {', '.join(TRIGGER_KINDS)}")

@@ -1,0 +1,123 @@
+"""The trigger contract and the state interface triggers persist through.
+
+A trigger watches something (files, a folder, a log file, the clock) and turns what it
+sees into submissions: ``poll(now)`` returns one keyword-argument dict per new task
+instance (``{"path": "/abs/file"}``, ``{"line": ..., "path": ..., "lineno": n}``, ``{}``).
+
+The scheduler drives it:
+
+- ``fileno()``: a descriptor that becomes readable when ``poll`` has work (inotify), for
+  a zmq/select poller; ``None`` when the trigger must be polled by time;
+- ``next_due(now)``: the wall time (s) at which to call ``poll`` at the latest, or None;
+- ``poll(now)``: never blocks, never raises for a missing path (it waits for it);
+- ``commit()``: persists what the last polls consumed. With ``auto_commit`` (default)
+  ``poll`` commits before it returns; without it the caller commits once the submissions
+  are queued durably, so a crash in between re-delivers rather than loses them.
+
+What was consumed (processed files with their (mtime_ns, size), line offsets, the last
+period) lives in a ``TriggerState`` under keys prefixed by the trigger's ``key``, so a
+restarted trigger does not submit the same thing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Trigger", "TriggerState", "MemoryTriggerState"]
+
+
+@runtime_checkable
+class TriggerState(Protocol):
+    """Durable JSON-able values by string key (one transaction per ``update``)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key`` or ``default``."""
+
+    def items(self, prefix: str) -> dict[str, Any]:
+        """Every key starting with ``prefix`` and its value."""
+
+    def update(self, values: Mapping[str, Any], delete: Iterable[str] = ()) -> None:
+        """Set ``values`` and remove ``delete`` keys, atomically."""
+
+
+class MemoryTriggerState:
+    """A TriggerState in a dict (tests; runs that need no restart)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._data.get(key, default)
+
+    def items(self, prefix: str) -> dict[str, Any]:
+        with self._lock:
+            return {k: v for k, v in self._data.items() if k.startswith(prefix)}
+
+    def update(self, values: Mapping[str, Any], delete: Iterable[str] = ()) -> None:
+        with self._lock:
+            self._data.update(values)
+            for key in delete:
+                self._data.pop(key, None)
+
+
+class Trigger(ABC):
+    """Base of every trigger kind: staged state, commit, the polling contract."""
+
+    kind: str = ""
+    #: seconds between polls when there is no descriptor to wait on
+    poll_interval_s: float = 0.5
+
+    def __init__(self, key: str, state: TriggerState, *, auto_commit: bool = True) -> None:
+        self.key = key
+        self.state = state
+        self.auto_commit = auto_commit
+        self._staged: dict[str, Any] = {}
+        self._deleted: set[str] = set()
+
+    def fileno(self) -> int | None:
+        """A descriptor readable when there is something to poll, or None."""
+        return None
+
+    def next_due(self, now: float) -> float | None:
+        """Wall time (s) by which ``poll`` should run even without descriptor activity."""
+        return now + self.poll_interval_s if self.fileno() is None else None
+
+    def poll(self, now: float) -> list[dict[str, Any]]:
+        """The keyword arguments of each new submission since the last poll."""
+        submissions = self._poll(now)
+        if self.auto_commit:
+            self.commit()
+        return submissions
+
+    @abstractmethod
+    def _poll(self, now: float) -> list[dict[str, Any]]:
+        """Find new work, stage the state it consumes (``_stage``/``_unstage``)."""
+
+    def commit(self) -> None:
+        """Persist the state staged since the last commit."""
+        if self._staged or self._deleted:
+            self.state.update(self._staged, self._deleted)
+            self._staged, self._deleted = {}, set()
+
+    def close(self) -> None:
+        """Release descriptors; staged state is committed first."""
+        self.commit()
+
+    def _stage(self, key: str, value: Any) -> None:
+        self._staged[key] = value
+        self._deleted.discard(key)
+
+    def _unstage(self, key: str) -> None:
+        self._staged.pop(key, None)
+        self._deleted.add(key)
+
+    def __enter__(self) -> Trigger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,26 @@
+"""``FolderTrigger``: a folder matching a glob appears (``out/run_*``).
+
+Submissions: ``{"path": "/abs/path/folder"}``, once per folder (persisted across
+restarts; a folder deleted and created again counts as new).
+"""
+
+from __future__ import annotations
+
+from odop.tasks.triggers.base import TriggerState
+from odop.tasks.triggers.file import FileTrigger
+from odop.tasks.triggers.inotify import IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
+
+__all__ = ["FolderTrigger"]
+
+
+class FolderTrigger(FileTrigger):
+    """Submits ``{"path": ...}`` for each new folder matching ``pattern``."""
+
+    kind = "folder"
+    _want_dirs = True
+    _mask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
+
+    def __init__(self, key: str, state: TriggerState, pattern: str, *, base_dir: str = ".",
+                 use_inotify: bool | None = None, auto_commit: bool = True) -> None:
+        super().__init__(key, state, pattern, base_dir=base_dir, events=("created",),
+                         use_inotify=use_inotify, auto_commit=auto_commit)
