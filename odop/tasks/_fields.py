@@ -158,7 +158,7 @@ def _bounds(task: str, field: str, value: object) -> tuple[object, object]:
 def _range(task: str, field: str, value: object, parse: Callable[[object], Any],
            forms: str) -> tuple[Any, Any]:
     lo_raw, hi_raw = _bounds(task, field, value)
-    parsed = []
+    parsed: list[Any] = []
     for raw in (lo_raw, hi_raw):
         if raw is None:
             parsed.append(None)

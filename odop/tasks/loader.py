@@ -79,7 +79,8 @@ def load_spec_file(path: str, *, task_dirs: Iterable[str] = (),
         kind = "TOML" if path.endswith(".toml") else "JSON"
         return [], [SourcedSpecError(path, stem, "<file>", os.path.basename(path),
                                      f"readable, valid {kind} ({exc})")]
-    specs, errors = [], []
+    specs: list[TaskSpec] = []
+    errors: list[SpecError] = []
     for decl in _declarations(doc, stem):
         spec, errs = check_spec(decl, source=path, task_dirs=tuple(task_dirs),
                                 executable_dirs=tuple(executable_dirs))

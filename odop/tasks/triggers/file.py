@@ -129,9 +129,10 @@ class FileTrigger(Trigger):
 
     def _scan(self) -> dict[str, Signature]:
         """Every matching path now and its signature."""
-        if self._flat:
+        if self._match is not None:
+            match = self._match
             try:
-                entries = [e.path for e in os.scandir(self.root) if self._match.match(e.name)]
+                entries = [e.path for e in os.scandir(self.root) if match.match(e.name)]
             except (FileNotFoundError, NotADirectoryError):
                 entries = []
         else:

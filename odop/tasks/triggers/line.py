@@ -108,6 +108,7 @@ class LineTrigger(Trigger):
         return True
 
     def _same_head(self) -> bool:
+        assert self._fd is not None
         n = self._pos.get("head_len", 0)
         return n == 0 or _digest(os.pread(self._fd, n, 0)) == self._pos.get("head")
 
