@@ -48,7 +48,7 @@ class TaskSpec:
     depends_on: tuple[str, ...] = ()
     max_runs: int | None = None  # concurrent instances; None = unbounded
     max_retries: int = 0
-    retry_backoff_s: float = 1.0  # seconds, doubled after each retry
+    retry_backoff_s: float = 1.0  # seconds to wait before a retry
     io_bound: bool = False
     trigger: dict[str, Any] | None = None  # normalised, see odop.tasks.triggers.spec
     energy: dict[str, Any] = field(default_factory=F.default_energy)
