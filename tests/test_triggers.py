@@ -284,3 +284,16 @@ def test_make_trigger_from_normalised_specs(tmp_path: Path) -> None:
     assert make({"after": "other"}) is None
     assert normalize_trigger(normalize_trigger({"file": "*.x"}, "t"), "t") == \
         normalize_trigger({"file": "*.x"}, "t")
+
+
+def test_polling_skips_scan_of_unchanged_folder(tmp_path: Path) -> None:
+    write(tmp_path / "a.npy")
+    old = 1_000_000_000
+    os.utime(tmp_path, (old, old))  # a folder last changed long ago
+    trig = FileTrigger("t", MemoryTriggerState(), str(tmp_path / "*.npy"), use_inotify=False)
+    assert paths(trig.poll(0.0)) == ["a.npy"]
+    scans = []
+    trig._scan = lambda: scans.append(1) or {}  # type: ignore[method-assign]
+    assert trig.poll(1.0) == [] and scans == []  # folder unchanged: no scan
+    write(tmp_path / "b.npy")  # a new entry changes the folder's mtime
+    assert trig.poll(2.0) == [] and scans == [1]

@@ -5,7 +5,8 @@ signature of each file already submitted is persisted, so after a restart only f
 that are new or changed since are submitted. With inotify the folder's CLOSE_WRITE and
 MOVED_TO events are used (a file is submitted once its writer closed it, or once it was
 renamed into place); patterns with wildcards in folder names, and systems without
-inotify, fall back to scanning with ``os.scandir``/``glob`` on every poll. ``settle_s``
+inotify, fall back to scanning with ``os.scandir``/``glob`` on every poll (skipped
+while the folder's mtime is unchanged, when only ``created`` counts). ``settle_s``
 additionally requires the signature to stay unchanged that long before submitting (set
 it when writers keep files open, or in polling mode).
 Submissions: ``{"path": "/abs/path/file"}``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import time
 from typing import Any
 
 from odop.tasks.triggers.base import Trigger, TriggerState
@@ -59,6 +61,7 @@ class FileTrigger(Trigger):
         self._inotify: Inotify | None = None
         self._watch: DirWatch | None = None
         self._rescan = True
+        self._dir_mtime: int | None = None
         if use_inotify is not False and self._flat:
             self._start_inotify(required=use_inotify is True)
 
@@ -89,7 +92,7 @@ class FileTrigger(Trigger):
 
     def _poll(self, now: float) -> list[dict[str, Any]]:
         if self._watch is None:
-            return self._consider_all(self._scan(), now)
+            return [] if self._dir_unchanged() else self._consider_all(self._scan(), now)
         events, rescan = self._watch.drain()
         if rescan or self._rescan:
             self._rescan = False
@@ -117,6 +120,23 @@ class FileTrigger(Trigger):
         sig = self._stat(path)
         if sig is not None:
             self._consider(path, sig, now, out)
+
+    def _dir_unchanged(self) -> bool:
+        """Polling shortcut: with 'created' only, an unchanged folder mtime means no new entry.
+
+        Only trusted for an mtime over a second old when last seen (coarse timestamps).
+        """
+        if not self._flat or self.events != ("created",) or self._pending:
+            return False
+        try:
+            mtime = os.stat(self.root).st_mtime_ns
+        except OSError:
+            self._dir_mtime = None
+            return False
+        if mtime == self._dir_mtime:
+            return True
+        self._dir_mtime = mtime if time.time_ns() - mtime > 1_000_000_000 else None
+        return False
 
     def _stat(self, path: str) -> Signature | None:
         try:
