@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odop.tasks.units import format_duration, parse_cpus, parse_duration, parse_memory
 
@@ -66,3 +70,22 @@ def test_format_duration() -> None:
     assert format_duration(90) == "1.5min"
     assert format_duration(0.5) == "500ms"
     assert format_duration(7200) == "2h"
+
+
+@given(st.integers(min_value=0, max_value=80_000), st.sampled_from(
+    [("ms", 1e-3), ("s", 1.0), ("min", 60.0), ("h", 3600.0), ("", 1.0)]))
+def test_duration_units_scale(n: int, unit: tuple[str, float]) -> None:
+    assert parse_duration(f"{n}{unit[0]}") == pytest.approx(n * unit[1])
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(
+    [("K", 10**3), ("M", 10**6), ("G", 10**9), ("Ki", 2**10), ("MiB", 2**20), ("GiB", 2**30)]))
+def test_memory_units_scale(n: int, unit: tuple[str, int]) -> None:
+    assert parse_memory(f"{n}{unit[0]}") == n * unit[1]
+
+
+@given(st.text(max_size=12))
+def test_parsers_raise_only_value_error(text: str) -> None:
+    for parse in (parse_duration, parse_memory, parse_cpus):
+        with contextlib.suppress(ValueError):
+            parse(text)
