@@ -166,7 +166,7 @@ def test_watttime_login_converts_lbs_to_grams(grid):
     fc = sig.forecast(T0, 3600)
     assert fc.resolution_s == 300
     assert fc.carbon[0] == pytest.approx(1000.0 * LBS_PER_MWH_TO_G_PER_KWH)
-    assert LBS_PER_MWH_TO_G_PER_KWH == pytest.approx(0.453592)
+    assert pytest.approx(0.453592) == LBS_PER_MWH_TO_G_PER_KWH
     assert sig.current(NOW).index == 42.0
     assert grid.requests[0][0] == "/wt/login"
     assert not WattTime("X", "user", "bad", base_url=grid.url + "/wt", clock=clock).refresh()

@@ -83,12 +83,12 @@ def plan_many(forecast: Forecast, durations: np.ndarray, energies: np.ndarray,
     """Best start of each task (no capacity limit); arrays in s, J, unix s."""
     durations = np.asarray(durations, float)
     energies = np.broadcast_to(np.asarray(energies, float), durations.shape)
-    earliest = np.broadcast_to(np.asarray(earliest, float), durations.shape).copy()
+    first = np.broadcast_to(np.asarray(earliest, float), durations.shape).copy()
     end_by = np.minimum(np.broadcast_to(np.asarray(deadlines, float), durations.shape), alloc_end)
     latest = end_by - durations
-    fits = latest >= earliest
-    latest = np.where(fits, latest, earliest)
-    cand = _candidates(forecast, earliest, latest, durations)
+    fits = latest >= first
+    latest = np.where(fits, latest, first)
+    cand = _candidates(forecast, first, latest, durations)
     d2 = np.broadcast_to(durations[:, None], cand.shape)
     e2 = np.broadcast_to(energies[:, None], cand.shape)
     costs = window_costs(forecast, cand, d2, e2, kind)

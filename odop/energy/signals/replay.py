@@ -60,8 +60,8 @@ def load_series(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.nda
             raise SignalError(f"replay {path}: row {row!r} has no time ({', '.join(_TIME_KEYS)})")
         times.append(parse_time(t, f"replay {path}"))
         c, p = _pick(row, _CARBON_KEYS), _pick(row, ("price",))
-        carbon.append(math.nan if c is None else float(c))
-        price.append(math.nan if p is None else float(p))
+        carbon.append(math.nan if c is None else float(str(c)))
+        price.append(math.nan if p is None else float(str(p)))
     c_arr, p_arr = np.array(carbon), np.array(price)
     if np.isnan(c_arr).all() and np.isnan(p_arr).all():
         raise SignalError(f"replay {path}: no carbon or price column")
