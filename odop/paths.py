@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ class RunPaths:
 
     @property
     def scheduler_endpoint(self) -> str:
-        return f"ipc://{self.root / 'scheduler.sock'}"
+        return ipc_endpoint(self.root / "scheduler.sock")
 
     @property
     def logs(self) -> Path:
@@ -45,6 +47,23 @@ class RunPaths:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         return self
+
+
+SOCKET_PATH_MAX = 100
+"""Unix socket paths are limited to 107 bytes; longer ones move to a short private folder."""
+
+
+def ipc_endpoint(path: Path) -> str:
+    """``ipc://`` endpoint for ``path``, or for a same-for-everyone short stand-in under
+    ``/tmp/odop-<uid>/`` (0700) when the run folder is too deep for a socket path."""
+    if len(str(path)) <= SOCKET_PATH_MAX:
+        return f"ipc://{path}"
+    short = Path(tempfile.gettempdir()) / f"odop-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.stat().st_uid != os.getuid() or short.stat().st_mode & 0o077:
+        raise OdopError(f"{short} must be a folder private to this user (mode 0700)")
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:20]
+    return f"ipc://{short / digest}.sock"
 
 
 def new_run_name() -> str:

@@ -1,0 +1,124 @@
+"""The engine on real child processes: pinning, priority, thread variables, usage, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from odop.engine.engine import Engine, Exit, fill_argv
+from odop.engine.spawn import SpawnError, clean_env
+
+TASKS = '''
+import json, os
+def record(out):
+    with open("/proc/self/status") as fh:
+        allowed = [l.split(":")[1].strip() for l in fh if l.startswith("Cpus_allowed_list")][0]
+    info = {"affinity": sorted(os.sched_getaffinity(0)), "allowed": allowed,
+            "policy": os.sched_getscheduler(0), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+            "omp": os.environ.get("OMP_NUM_THREADS"), "pmi": os.environ.get("PMI_RANK"),
+            "pgid_is_pid": os.getpgid(0) == os.getpid()}
+    open(out, "w").write(json.dumps(info))
+def boom():
+    raise RuntimeError("task failed on purpose")
+def hog():
+    blocks = []
+    while True:
+        blocks.append(bytearray(64 * 2**20))
+def sleepy():
+    import time
+    time.sleep(60)
+'''
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    (tmp_path / "mytasks.py").write_text(TASKS)
+    monkeypatch.setenv("PMI_RANK", "3")  # as if the engine had been started from a rank
+    return Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path))
+
+
+def spec(tmp_path: Path, func: str, **kw: object) -> dict:
+    return {"kind": "python", "target": f"{tmp_path}/mytasks.py:{func}", **kw}
+
+
+def wait_exit(engine: Engine, timeout: float = 30.0) -> Exit:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        engine.enforce()
+        exits = engine.reap()
+        if exits:
+            return exits[0]
+        time.sleep(0.02)
+    raise AssertionError("task did not exit")
+
+
+def test_task_is_pinned_lowered_and_isolated(engine: Engine, tmp_path: Path) -> None:
+    core = max(os.sched_getaffinity(0))
+    out = tmp_path / "info.json"
+    engine.start("e1", spec(tmp_path, "record"), {"out": str(out)}, [core])
+    result = wait_exit(engine)
+    assert result.exit_code == 0, (tmp_path / "run/tasks/e1/stderr").read_text()
+    info = json.loads(out.read_text())
+    assert info["affinity"] == [core] and info["allowed"] == str(core)
+    assert info["policy"] == os.SCHED_IDLE and info["nice"] == 19
+    assert info["omp"] == "1" and info["pmi"] is None and info["pgid_is_pid"]
+    assert result.cpu_s > 0 and result.max_rss_bytes > 1_000_000
+
+
+def test_failure_is_recorded_with_stderr(engine: Engine, tmp_path: Path) -> None:
+    engine.start("e2", spec(tmp_path, "boom"), {}, [0])
+    result = wait_exit(engine)
+    assert result.exit_code == 1 and result.reason == "exit status 1"
+    assert "task failed on purpose" in (tmp_path / "run/tasks/e2/stderr").read_text()
+
+
+def test_memory_bound_kills_and_says_so(engine: Engine, tmp_path: Path) -> None:
+    engine.start("e3", spec(tmp_path, "hog", memory_max=300 * 2**20), {}, [0])
+    result = wait_exit(engine)
+    assert result.exit_code == 97 and "out of memory" in result.reason
+
+
+def test_time_limit_kills_the_whole_tree(engine: Engine, tmp_path: Path) -> None:
+    engine.start("e4", spec(tmp_path, "sleepy", time_limit_s=0.5), {}, [0])
+    result = wait_exit(engine)
+    assert result.signal == signal.SIGKILL and result.reason == "time limit exceeded"
+
+
+def test_pause_resume_and_stop(engine: Engine, tmp_path: Path) -> None:
+    proc = engine.start("e5", spec(tmp_path, "sleepy"), {}, [0])
+    time.sleep(0.3)
+    proc.pause()
+    assert _state(proc.pid) == "T"
+    proc.resume()
+    assert _state(proc.pid) in "SR"
+    exits = engine.stop_all("test over")
+    assert exits[0].reason == "test over" and not engine.tasks
+
+
+def test_missing_program_is_a_clear_error(engine: Engine) -> None:
+    with pytest.raises(SpawnError, match="not found"):
+        from odop.engine.spawn import spawn
+
+        spawn(["no-such-program-xyz"], cores=[0], env=dict(os.environ), cwd=".",
+              stdout=Path(os.devnull), stderr=Path(os.devnull))
+
+
+def test_executable_argv_is_filled_from_arguments() -> None:
+    assert fill_argv(["gzip", "-k", "{path}"], {"path": "/a b"}) == ["gzip", "-k", "/a b"]
+
+
+def test_clean_env_drops_launcher_variables() -> None:
+    env = clean_env({"PMI_RANK": "0", "PMI_FD": "9", "HYDRA_X": "1", "HOME": "/h",
+                     "OMPI_COMM_WORLD_RANK": "1", "SLURM_JOB_ID": "5"})
+    assert env == {"HOME": "/h", "SLURM_JOB_ID": "5"}
+
+
+def _state(pid: int) -> str:
+    time.sleep(0.1)
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from odop.errors import ProtocolError
+from odop.protocol import VERSION, MsgType, decode, encode, make, validate
+from odop.protocol.messages import SCHEMA
+
+
+def test_every_type_has_a_schema() -> None:
+    assert set(SCHEMA) == set(MsgType)
+
+
+def test_round_trip() -> None:
+    msg = make(MsgType.SUBMIT, execution="e1", task="reduce", args={"path": "/x"}, rank=0)
+    mtype, back = validate(decode(encode(msg)))
+    assert mtype is MsgType.SUBMIT and back["args"] == {"path": "/x"}
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"\xc1", "undecodable"),
+    (msgpack.packb([1, 2]), "must be a map"),
+    (msgpack.packb({"v": 99, "type": "submit", "id": "x"}), "version"),
+    (msgpack.packb({"v": VERSION, "type": "nope", "id": "x"}), "unknown message type"),
+    (msgpack.packb({"v": VERSION, "type": "ack", "id": ""}), "'id'"),
+    (msgpack.packb({"v": VERSION, "type": "ack", "id": "x"}), "missing field 'ref'"),
+    (msgpack.packb({"v": VERSION, "type": "ack", "id": "x", "ref": 3}), "'ref'"),
+    (msgpack.packb({"v": VERSION, "type": "phase", "id": "x", "node": "n", "rank": True,
+                    "phase": "io", "active": True}), "'rank'"),
+])
+def test_invalid_messages_name_the_problem(data: bytes, words: str) -> None:
+    with pytest.raises(ProtocolError, match=words):
+        validate(decode(data))
+
+
+def test_optional_fields_may_be_absent() -> None:
+    validate(make(MsgType.SUBMIT, execution="e", task="t", args={}))
+
+
+def test_no_pickle_crosses_the_codec() -> None:
+    with pytest.raises(TypeError):
+        encode({"v": VERSION, "obj": object()})
