@@ -1,0 +1,231 @@
+"""Load a finished (or running) run into plain records and numpy arrays.
+
+Units: times are unix seconds, utilisation is 0..1 per core, CPU is in cores
+(1.0 = one core fully busy), power in watts, memory in bytes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odop.errors import OdopError
+from odop.store.executions import RunStore
+
+
+class ReportError(OdopError, ValueError):
+    """A run folder that cannot be read into a report."""
+
+
+@dataclass
+class NodeSamples:
+    """One node's observer samples as arrays; sample i covers [t[i] - dt[i], t[i]]."""
+
+    node: str
+    t: np.ndarray
+    dt: np.ndarray
+    core_ids: list[int]
+    util: np.ndarray
+    """[time x core] utilisation 0..1, columns in ``core_ids`` order."""
+    sim_cpu: np.ndarray
+    """CPU of the simulation's processes on the node (cores)."""
+    sim_cores: list[int]
+    watts: np.ndarray
+    """Node power (W), total of every component the observer measured."""
+    power_source: str
+    """How the power was obtained, e.g. 'cpu:rapl+gpu:nvml' or 'cpu:model'."""
+
+    @property
+    def busy(self) -> np.ndarray:
+        """CPU used on the node in each sample (cores)."""
+        return self.util.sum(axis=1) if self.util.size else np.zeros(self.t.size)
+
+    def edges(self) -> np.ndarray:
+        """Interval edges (unix s): len(t) + 1 values."""
+        if not self.t.size:
+            return self.t
+        return np.concatenate([[self.t[0] - self.dt[0]], self.t])
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One interval of a named simulation phase on one rank (unix s)."""
+
+    name: str
+    node: str
+    rank: int
+    start: float
+    end: float
+
+
+@dataclass
+class RunData:
+    """Everything a report or a live view reads from one run folder."""
+
+    name: str
+    root: Path
+    meta: dict[str, Any]
+    components: list[dict[str, Any]]
+    executions: list[dict[str, Any]]
+    events: list[tuple[str, float, str, str]]
+    """(execution, t, state, detail) in time order."""
+    nodes: dict[str, NodeSamples] = field(default_factory=dict)
+    phases: list[Phase] | None = None
+    """None when the run recorded no phases (not the same as an empty list)."""
+    predictions: list[dict[str, Any]] | None = None
+    """None when the run recorded no prediction accuracy."""
+
+    @property
+    def started(self) -> float | None:
+        """When the run started (meta 'started'), else its first event."""
+        t = self.meta.get("started")
+        if t is None and self.events:
+            t = self.events[0][1]
+        return None if t is None else float(t)
+
+    @property
+    def sim_end(self) -> float | None:
+        t = self.meta.get("sim_end")
+        return None if t is None else float(t)
+
+    def cores_per_node(self) -> dict[str, int]:
+        """Cores per node: the observer's count, else one more than the highest granted."""
+        out = {n: len(s.core_ids) for n, s in self.nodes.items() if s.core_ids}
+        for e in self.executions:
+            node = e["node"]
+            if node and node not in self.nodes and e["cores"]:
+                out[node] = max(out.get(node, 0), max(e["cores"]) + 1)
+        return out
+
+    def ended(self) -> bool:
+        """Whether the run is over: a scheduler was recorded and every one has ended."""
+        scheds = [c for c in self.components if c["role"] == "scheduler"]
+        return bool(scheds) and all(c["ended_at"] for c in scheds)
+
+
+def load_run(run_dir: Path | str, *, samples: bool = True) -> RunData:
+    """Read ``run_dir`` (a ``runs/<run>`` folder); ``samples=False`` skips observer files."""
+    root = Path(run_dir)
+    db = root / "odop.db"
+    if not db.exists():
+        raise ReportError(f"run folder {root}: no odop.db; expected a runs/<run> folder")
+    store = RunStore(db, readonly=True)
+    try:
+        meta = store.meta()
+        data = RunData(str(meta.get("run") or root.name), root, meta, store.components(),
+                       store.all(), _events(store.conn))
+        data.phases = _phases(store.conn, meta)
+        data.predictions = _predictions(store.conn, meta)
+    finally:
+        store.close()
+    if samples:
+        data.nodes = load_samples(root / "samples")
+    return data
+
+
+def _events(conn: sqlite3.Connection) -> list[tuple[str, float, str, str]]:
+    rows = conn.execute("SELECT execution, t, state, detail FROM events ORDER BY t, rowid")
+    return [(r["execution"], float(r["t"]), r["state"], r["detail"] or "") for r in rows]
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                       (name,)).fetchone()
+    return row is not None
+
+
+def _phases(conn: sqlite3.Connection, meta: dict[str, Any]) -> list[Phase] | None:
+    """Phase intervals from a ``phases`` table (t, node, rank, phase, active) or meta."""
+    marks: list[dict[str, Any]] = []
+    if _has_table(conn, "phases"):
+        marks = [dict(r) for r in conn.execute("SELECT * FROM phases ORDER BY t, rowid")]
+    elif isinstance(meta.get("phases"), list):
+        marks = [m for m in meta["phases"] if isinstance(m, dict)]
+    else:
+        return None
+    return phases_from_marks(marks, end=meta.get("sim_end"))
+
+
+def phases_from_marks(marks: list[dict[str, Any]], end: float | None = None) -> list[Phase]:
+    """Pair enter/leave marks into intervals; marks with 'start'/'end' are taken as they are.
+
+    A mark is {t, node, rank, phase, active}; a phase still open at the last mark ends
+    at ``end`` (the simulation's end) or at the last mark's time.
+    """
+    out: list[Phase] = []
+    open_: dict[tuple[str, int, str], float] = {}
+    last = max((float(m.get("t", m.get("end", 0)) or 0) for m in marks), default=0.0)
+    for m in marks:
+        name, node, rank = str(m.get("phase", m.get("name", "?"))), str(m.get("node", "")), \
+            int(m.get("rank", 0))
+        if "start" in m and "end" in m:
+            out.append(Phase(name, node, rank, float(m["start"]), float(m["end"])))
+            continue
+        key = (node, rank, name)
+        if m.get("active", True):
+            open_.setdefault(key, float(m["t"]))
+        elif key in open_:
+            out.append(Phase(name, node, rank, open_.pop(key), float(m["t"])))
+    stop = float(end) if end is not None else last
+    out += [Phase(k[2], k[0], k[1], t0, max(stop, t0)) for k, t0 in open_.items()]
+    return sorted(out, key=lambda p: (p.start, p.rank))
+
+
+def _predictions(conn: sqlite3.Connection, meta: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Recorded predicted-versus-actual rows: a ``predictions`` table or meta key."""
+    if _has_table(conn, "predictions"):
+        return [dict(r) for r in conn.execute("SELECT * FROM predictions")]
+    for key in ("predictions", "prediction_accuracy"):
+        value = meta.get(key)
+        if isinstance(value, list):
+            return [v for v in value if isinstance(v, dict)]
+        if isinstance(value, dict):
+            return [{"metric": k, "value": v} for k, v in value.items()]
+    return None
+
+
+def load_samples(folder: Path) -> dict[str, NodeSamples]:
+    """Every node's samples under ``folder`` (the recorder's ``*.jsonl`` files)."""
+    from odop_obs import read_samples
+
+    per_node: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.rglob("*.jsonl")) if folder.exists() else []:
+        for sample in read_samples(path):
+            per_node.setdefault(sample["node"], []).append(sample)
+    return {node: node_arrays(node, sorted(s, key=lambda x: x["t"]))
+            for node, s in per_node.items()}
+
+
+def node_arrays(node: str, samples: list[dict[str, Any]]) -> NodeSamples:
+    """Turn one node's samples (time order) into arrays."""
+    ids = sorted({int(c) for s in samples for c in _cpu(s).get("ids", [])})
+    col = {c: i for i, c in enumerate(ids)}
+    util = np.zeros((len(samples), len(ids)))
+    sim_cpu = np.zeros(len(samples))
+    sim_cores: set[int] = set()
+    sources: set[str] = set()
+    watts = np.full(len(samples), np.nan)
+    for i, s in enumerate(samples):
+        cpu = _cpu(s)
+        for c, u in zip(cpu.get("ids", []), cpu.get("util", [])):
+            util[i, col[int(c)]] = float(u)
+        sim = ((s.get("processes") or {}).get("roles") or {}).get("sim") or {}
+        sim_cpu[i] = float(sim.get("cpu") or 0.0)
+        sim_cores.update(int(c) for c in sim.get("cores") or [])
+        power = s.get("power") or {}
+        total = (power.get("watts") or {}).get("total")
+        if total is not None:
+            watts[i] = float(total)
+        sources.update(f"{k}:{v}" for k, v in (power.get("sources") or {}).items())
+    t = np.array([float(s["t"]) for s in samples])
+    dt = np.array([float(s["dt"]) for s in samples])
+    return NodeSamples(node, t, dt, ids, util, sim_cpu, sorted(sim_cores), watts,
+                       "+".join(sorted(sources)) or "none")
+
+
+def _cpu(sample: dict[str, Any]) -> dict[str, Any]:
+    return ((sample.get("system") or {}).get("cpu")) or {}
