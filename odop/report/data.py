@@ -211,7 +211,7 @@ def node_arrays(node: str, samples: list[dict[str, Any]]) -> NodeSamples:
     watts = np.full(len(samples), np.nan)
     for i, s in enumerate(samples):
         cpu = _cpu(s)
-        for c, u in zip(cpu.get("ids", []), cpu.get("util", [])):
+        for c, u in zip(cpu.get("ids", []), cpu.get("util", []), strict=False):
             util[i, col[int(c)]] = float(u)
         sim = ((s.get("processes") or {}).get("roles") or {}).get("sim") or {}
         sim_cpu[i] = float(sim.get("cpu") or 0.0)

@@ -207,7 +207,7 @@ def task_stats_figure(data: RunData, stats: list[dict[str, Any]], path: Path) ->
     colours = task_colours([s["task"] for s in stats])
     fig, axes = plt.subplots(2, 3, figsize=(11, 6))
     names = [s["task"] for s in stats]
-    for ax, (key, title, unit, scale) in zip(axes.flat, STAT_PANELS):
+    for ax, (key, title, unit, scale) in zip(axes.flat, STAT_PANELS, strict=True):
         values = [(s[key] or 0) * scale for s in stats]
         bars = ax.bar(names, values, color=[colours[n] for n in names])
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
