@@ -35,6 +35,8 @@ class FakeGpu:
     power_w: float = 70.0
     power_limit_w: float = 700.0
     temp_c: int = 35
+    sm_clock_mhz: int = 1980
+    mem_clock_mhz: int = 2619
     energy_mj: int | None = 0  # None: the device has no energy counter (pre-Volta)
     procs: list[tuple[int, int]] = field(default_factory=list)  # (pid, bytes)
 
@@ -49,6 +51,8 @@ class FakeNvml:
 
     NVMLError = NVMLError
     NVML_TEMPERATURE_GPU = 0
+    NVML_CLOCK_SM = 1
+    NVML_CLOCK_MEM = 2
 
     def __init__(self, gpus: list[FakeGpu] | None = None, init_error: str = "") -> None:
         self.gpus = list(gpus or [])
@@ -103,6 +107,10 @@ class FakeNvml:
 
     def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:  # noqa: N802
         return self._gpu(h).temp_c
+
+    def nvmlDeviceGetClockInfo(self, h: int, clock: int) -> int:  # noqa: N802
+        g = self._gpu(h)
+        return g.sm_clock_mhz if clock == self.NVML_CLOCK_SM else g.mem_clock_mhz
 
     def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list[Any]:  # noqa: N802
         return [SimpleNamespace(pid=p, usedGpuMemory=m) for p, m in self._gpu(h).procs]

@@ -31,8 +31,9 @@ class Observer:
 
     A sampler or sink that raises is logged and counted, never propagated: the
     observer lives beside a simulation and must fail open. Besides the sampler
-    sections each sample carries ``obs``: {tick_cpu_s (CPU seconds this tick took),
-    errors (sampler and sink failures so far)}.
+    sections and their flat keys (``cpu``, ``memory``, ``gpus`` ...) each sample
+    carries ``gpus``/``gpus_reason`` (even without a GPU sampler) and ``obs``:
+    {tick_cpu_s (CPU seconds this tick took), errors (sampler and sink failures so far)}.
     """
 
     def __init__(
@@ -88,7 +89,9 @@ class Observer:
         sample = header(self.node, self._pid, self._seq, time.time(), round(dt, 6))
         self._seq += 1
         for sampler in self.samplers:
-            sample[sampler.name] = self._run(sampler, now, dt, sample)
+            self._run(sampler, now, dt, sample)
+        if "gpus" not in sample:
+            sample["gpus"], sample["gpus_reason"] = [], "GPU sampling is off (gpu=False)"
         sample["obs"] = {"tick_cpu_s": round(time.thread_time() - cpu0, 6), "errors": self.errors}
         for sink in self.sinks:
             try:
@@ -97,12 +100,14 @@ class Observer:
                 self._failed(f"sink {sink!r}")
         return sample
 
-    def _run(self, sampler: Sampler, now: float, dt: float, sections: dict[str, Any]) -> Any:
+    def _run(self, sampler: Sampler, now: float, dt: float, sample: dict[str, Any]) -> None:
+        """Add the sampler's section and its flat keys to ``sample``; failures counted."""
         try:
-            return sampler.sample(now, dt, sections)
+            section = sample[sampler.name] = sampler.sample(now, dt, sample)
+            sample.update(sampler.top_level(section))
         except Exception as exc:
             self._failed(f"sampler {sampler.name!r}")
-            return {"error": f"{type(exc).__name__}: {exc}"}
+            sample[sampler.name] = {"error": f"{type(exc).__name__}: {exc}"}
 
     def _failed(self, what: str) -> None:
         """Count a failure; log its traceback the first time only (it may recur each tick)."""

@@ -31,7 +31,7 @@ def test_rapl_sums_packages_and_dram_and_skips_duplicates(tmp_path: Path) -> Non
     zones = server_zones()
     write_powercap(tmp_path, zones)
     rapl = RaplSource(str(tmp_path))
-    assert sorted(z.domain for z in rapl.zones) == ["cpu", "cpu", "dram", "dram"]
+    assert sorted(z.domain for z in rapl.counters) == ["cpu", "cpu", "dram", "dram"]
     _advance(tmp_path, zones, {"package-0": 100.0, "package-1": 60.0, "dram": 10.0, "core": 50})
     watts = rapl.read(2.0, {})
     # mmio package-0 is a duplicate counter and "core" is inside the package
@@ -54,7 +54,7 @@ def test_rapl_unreadable_or_missing_is_unavailable(tmp_path: Path) -> None:
     write_powercap(tmp_path, [zone])
     (tmp_path / "intel-rapl:0" / "energy_uj").unlink()  # as if root-only and unreadable
     rapl = RaplSource(str(tmp_path))
-    assert rapl.zones == [] and "no readable" in rapl.reason
+    assert rapl.counters == [] and "no readable" in rapl.reason
 
 
 def test_model_is_linear_in_utilisation() -> None:

@@ -88,7 +88,7 @@ def test_unwatch_and_errors() -> None:
 def test_tree_total_dip_is_not_counted_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     # 1.0 at watch; 2.0; a dip to 1.5 (child exited, not yet reaped); 2.5 once reaped
     readings = iter([1.0, 2.0, 1.5, 2.5])
-    monkeypatch.setattr("odop_obs.samplers.process._totals", lambda t, st: (next(readings), 2))
+    monkeypatch.setattr("odop_obs.samplers.process._totals", lambda t, st: (next(readings), 0.0, 2))
     s = ProcessSampler()
     s.watch(os.getpid(), "task", tree=True)
     cpus = [s.sample(0.0, 1.0, {})["watched"][0]["cpu"] for _ in range(3)]

@@ -21,12 +21,21 @@ class PowerSource(ABC):
       (no permission, no device). ``sections`` holds this tick's other sampler sections
       (``system``, ``gpu``) for sources derived from them. Never raise for absence.
     - ``close()`` when it holds file descriptors.
+    - optionally append to ``problems`` (strings: an unreadable file, a lost device);
+      the power sampler reports each once, then clears the list. ``zones`` may hold
+      the last tick's watts per measured zone (RAPL zone, GPU).
 
     Sources are tried in order per domain: the first that reports a domain wins, so a
     measurement (RAPL) comes before a model.
     """
 
     name: str = ""
+    problems: list[str]
+    zones: dict[str, float]
+
+    def __init__(self) -> None:
+        self.problems = []
+        self.zones = {}
 
     @abstractmethod
     def read(self, dt: float, sections: Mapping[str, Any]) -> dict[str, float]:

@@ -24,6 +24,7 @@ class UtilisationModel(PowerSource):
     name = "model"
 
     def __init__(self, max_w_per_core: float = 4.0, idle_fraction: float = 0.3) -> None:
+        super().__init__()
         if not max_w_per_core > 0:
             raise ObsConfigError("max_w_per_core", max_w_per_core, "watts > 0")
         if not 0 <= idle_fraction <= 1:

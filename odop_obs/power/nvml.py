@@ -19,6 +19,7 @@ class NvmlPower(PowerSource):
     name = "nvml"
 
     def __init__(self) -> None:
+        super().__init__()
         self._prev_j: dict[str, float] = {}
 
     def read(self, dt: float, sections: Mapping[str, Any]) -> dict[str, float]:

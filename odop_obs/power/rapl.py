@@ -36,25 +36,31 @@ def _domain(zone_name: str) -> str | None:
     return "dram" if zone_name == "dram" else None
 
 
+def _why(exc: Exception) -> str:
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else f"bad value ({exc})"
+
+
 class RaplSource(PowerSource):
     """CPU package and DRAM power from ``energy_uj`` counters (microjoules).
 
     Counters wrap at ``max_energy_range_uj``; a wrap between two reads is undone.
     Zones whose counter cannot be read (root-only since Linux 5.10 on many systems)
-    are skipped; with none left the source is unavailable and reports nothing.
+    are skipped and named once in ``problems``; with none left the source is
+    unavailable and reports nothing. ``zones``: watts per zone over the last tick.
     ``root`` may point at a copy of the tree (tests use a fake one in a tmp dir).
     """
 
     name = "rapl"
 
     def __init__(self, root: str = POWERCAP_ROOT) -> None:
-        self.zones: list[_Zone] = []
+        super().__init__()
+        self.counters: list[_Zone] = []
         self.reason = ""
         names = sorted(os.listdir(root)) if os.path.isdir(root) else []
         for entry in names:
             if _ZONE.match(entry):
                 self._open(os.path.join(root, entry))
-        if not self.zones:
+        if not self.counters:
             self.reason = f"no readable RAPL package zone under {root}"
 
     def _open(self, path: str) -> None:
@@ -67,16 +73,23 @@ class RaplSource(PowerSource):
             with open(os.path.join(path, "max_energy_range_uj")) as f:
                 max_uj = int(f.read())
             fd = os.open(os.path.join(path, "energy_uj"), os.O_RDONLY)
-            first = _read_int(fd)
-        except (OSError, ValueError):  # no permission or a malformed zone: skip it
+        except (OSError, ValueError) as exc:  # no permission or a malformed zone: skip it
+            self.problems.append(f"RAPL zone {path} unreadable: {_why(exc)}")
             return
-        self.zones.append(_Zone(f"{os.path.basename(path)}:{zone_name}", domain, fd, max_uj, first))
+        try:
+            first = _read_int(fd)
+        except (OSError, ValueError) as exc:
+            os.close(fd)
+            self.problems.append(f"RAPL zone {path} unreadable: {_why(exc)}")
+            return
+        label = f"{os.path.basename(path)}:{zone_name}"
+        self.counters.append(_Zone(label, domain, fd, max_uj, first))
 
     def read(self, dt: float, sections: Mapping[str, Any]) -> dict[str, float]:
         watts: dict[str, float] = {}
         if dt <= 0:
             return watts
-        for zone in self.zones:
+        for zone in self.counters:
             try:
                 cur = _read_int(zone.fd)
             except (OSError, ValueError):
@@ -85,10 +98,11 @@ class RaplSource(PowerSource):
             if delta < 0:
                 delta += zone.max_uj
             zone.prev_uj = cur
+            self.zones[zone.name] = round(delta / 1e6 / dt, 3)
             watts[zone.domain] = watts.get(zone.domain, 0.0) + delta / 1e6 / dt
         return watts
 
     def close(self) -> None:
-        for zone in self.zones:
+        for zone in self.counters:
             os.close(zone.fd)
-        self.zones = []
+        self.counters = []

@@ -19,6 +19,9 @@ class Sampler(ABC):
       ``sections`` the sections already produced this tick, in sampler order, so a later
       sampler (power) may use an earlier one's readings (system, gpu).
     - ``close()`` when the sampler holds a handle (NVML, files).
+    - optionally ``top_level(section)``: flat keys this sampler adds beside its section
+      (``cpu``, ``memory``, ``gpus`` ...: the flat view of docs/observer.md); called
+      right after ``sample`` with its result.
 
     Rates are computed from counters read at the previous tick, which the constructor
     primes, so the first sample already carries rates. A resource that is absent here
@@ -31,6 +34,10 @@ class Sampler(ABC):
     @abstractmethod
     def sample(self, now: float, dt: float, sections: Mapping[str, Any]) -> Any:
         """Return this sampler's section for the tick at ``now`` (monotonic seconds)."""
+
+    def top_level(self, section: Any) -> dict[str, Any]:
+        """Flat keys to add to the sample beside this sampler's section (default none)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release handles; the default holds none."""

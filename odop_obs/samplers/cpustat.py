@@ -59,3 +59,23 @@ def busy_fractions(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, float
     all_ticks = float(total.sum())
     iowait = float(delta[:, _IOWAIT].sum() / all_ticks) if all_ticks > 0 else 0.0
     return busy, iowait
+
+
+def split_percent(prev: np.ndarray, cur: np.ndarray) -> dict[str, list[float]]:
+    """Per-core percent (0..100) of the time between two reads.
+
+    ``per_core`` busy (not idle, not iowait); ``user`` (user + nice, guests included);
+    ``system`` (system + irq + softirq); ``iowait``; ``steal`` (taken by the hypervisor).
+    """
+    delta = (cur - prev).astype(np.float64)
+    total = delta.sum(axis=1)
+    scale = np.where(total > 0, 100.0 / np.where(total > 0, total, 1.0), 0.0)
+    busy = total - delta[:, _IDLE] - delta[:, _IOWAIT]
+    parts = {
+        "per_core": busy,
+        "user": delta[:, 0] + delta[:, 1],
+        "system": delta[:, 2] + delta[:, 5] + delta[:, 6],
+        "iowait": delta[:, _IOWAIT],
+        "steal": delta[:, 7],
+    }
+    return {k: np.round(np.clip(v * scale, 0.0, 100.0), 2).tolist() for k, v in parts.items()}

@@ -36,7 +36,12 @@ class GpuSampler(Sampler):
         devices: [{index, uuid, name, util (fraction 0..1), mem_util (fraction),
                    mem_used, mem_total (bytes), power_w (watts), power_limit_w (watts),
                    energy_j (cumulative joules since driver load, None if unsupported),
-                   temp_c (Celsius), procs [{pid, mem (bytes)}]}]
+                   temp_c (Celsius), sm_clock_mhz, mem_clock_mhz (MHz),
+                   procs [{pid, mem (bytes)}]}]
+
+    Top level: ``gpus`` (the same device list) and ``gpus_reason`` (None when there
+    are devices, else why not: "pynvml (nvidia-ml-py) is not installed", "NVML
+    unavailable: <NVML error>", "NVML found no GPU").
 
     A reading the device does not support is None. ``nvml`` may be given (a fake in
     tests); by default pynvml is imported and initialised here.
@@ -83,6 +88,10 @@ class GpuSampler(Sampler):
         except self._nvml.NVMLError:
             return None
 
+    def top_level(self, section: Mapping[str, Any]) -> dict[str, Any]:
+        """``gpus`` (the device list) and ``gpus_reason`` (None, or why the list is empty)."""
+        return {"gpus": section["devices"], "gpus_reason": section["reason"] or None}
+
     def sample(self, now: float, dt: float, sections: Mapping[str, Any]) -> dict[str, Any]:
         if not self.available:
             return {"available": False, "reason": self._reason, "devices": []}
@@ -104,6 +113,8 @@ class GpuSampler(Sampler):
             "power_w": power_mw / 1000.0 if power_mw is not None else None,
             "energy_j": energy_mj / 1000.0 if energy_mj is not None else None,
             "temp_c": call(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU),
+            "sm_clock_mhz": call(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": call(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM),
             "procs": [{"pid": p.pid, "mem": p.usedGpuMemory} for p in procs],
         }
 

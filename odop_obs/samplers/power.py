@@ -23,6 +23,10 @@ class PowerSampler(Sampler):
         watts:    {cpu, dram, gpu, total}  mean watts over the tick (absent domain: 0)
         sources:  {domain: source name}    which source measured each reported domain
         energy_j: {cpu, dram, gpu, total}  joules since the observer started
+        source:   "rapl", "nvml", "model" or a combination ("rapl+nvml"): every source
+                  that reported this tick, in priority order
+        zones:    {zone: watts} the measured zones (RAPL zones) of this tick
+        problems: [str] new problems (unreadable counter files ...), each reported once
 
     Runs after the ``system`` and ``gpu`` samplers, whose sections the model and NVML
     sources read. Consumers take energy over an interval as the difference of two
@@ -49,7 +53,19 @@ class PowerSampler(Sampler):
             "watts": {k: round(w, 3) for k, w in watts.items()},
             "sources": used,
             "energy_j": {k: round(e, 3) for k, e in self._energy.items()},
+            "source": "+".join(s.name for s in self.sources if s.name in used.values()),
+            "zones": {z: w for s in self.sources for z, w in getattr(s, "zones", {}).items()},
+            "problems": self._problems(),
         }
+
+    def _problems(self) -> list[str]:
+        new: list[str] = []
+        for source in self.sources:
+            problems = getattr(source, "problems", None)
+            if problems:
+                new.extend(problems)
+                problems.clear()
+        return new
 
     def close(self) -> None:
         for source in self.sources:

@@ -12,6 +12,7 @@ import psutil
 from odop_obs.errors import ObsConfigError, UnknownProcessError
 from odop_obs.samplers.base import Sampler
 from odop_obs.samplers.procstat import ProcStat, ProcStatFile
+from odop_obs.samplers.tree import ProcTree
 
 ROLES = ("sim", "task", "odop", "other")
 
@@ -21,31 +22,22 @@ class _Target:
     stat: ProcStatFile
     role: str
     label: str
-    tree: psutil.Process | None  # set when descendants are counted
-    cpu_s: float = 0.0  # cumulative CPU seconds at the previous sample
+    tree: ProcTree | None  # set when descendants are counted
+    user_s: float = 0.0  # cumulative CPU seconds at the previous sample
+    system_s: float = 0.0
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.system_s
 
 
-def _descendants_cpu_s(proc: psutil.Process) -> tuple[float, int]:
-    """CPU seconds of the live descendants of ``proc`` and how many there are."""
-    total, kids = 0.0, 0
-    for kid in proc.children(recursive=True):
-        try:
-            t = kid.cpu_times()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        total, kids = total + t.user + t.system, kids + 1
-    return total, kids
-
-
-def _totals(target: _Target, st: ProcStat) -> tuple[float, int]:
-    """Cumulative CPU seconds of the target (its tree when asked) and its process count."""
+def _totals(target: _Target, st: ProcStat) -> tuple[float, float, int]:
+    """Cumulative (user, system) CPU seconds of the target (its tree when asked), processes."""
     if target.tree is None:
-        return st.cpu_s, 1
-    try:
-        kids_s, kids = _descendants_cpu_s(target.tree)
-    except psutil.NoSuchProcess:
-        kids_s, kids = 0.0, 0
-    return st.cpu_s + st.reaped_cpu_s + kids_s, 1 + kids
+        return st.user_s, st.system_s, 1
+    kids = target.tree.totals(st)
+    user = st.user_s + st.reaped_user_s + kids.user_s
+    return user, st.system_s + st.reaped_system_s + kids.system_s, 1 + kids.procs
 
 
 class ProcessSampler(Sampler):
@@ -53,15 +45,22 @@ class ProcessSampler(Sampler):
 
     Section ``processes``::
 
-        watched: [{pid, role, label, cpu (cores: CPU seconds per second, may exceed 1),
-                   cpu_s (cumulative CPU seconds), rss (bytes), threads, procs,
-                   core (last core run on), affinity [cores], state (R, S, D, T ...)}]
+        watched: [{pid, ppid, name, role, label, cpu (cores: CPU seconds per second,
+                   may exceed 1), cpu_pct (percent of one core), cpu_s, user_s,
+                   system_s (cumulative CPU seconds), rss (bytes), threads, procs,
+                   core = cpu_num (last core run on), affinity [cores], state (R, S,
+                   D, T ...), ctx_vol, ctx_invol (context switches, cumulative),
+                   read_bytes, write_bytes (storage IO, cumulative bytes; None when
+                   /proc/<pid>/io is not readable)}]
         exited:  [{pid, role, label, cpu_s}]  reported once, then forgotten
         roles:   {role: {count, cpu (cores), rss (bytes), cores [last cores, sorted]}}
 
-    ``tree=True`` adds descendants (a task's children, an mpiexec's ranks): it costs a
-    scan of the process table per tick, so it is off for simulation ranks by default;
-    rss, threads and core stay those of the watched process itself.
+    Top level ``groups``: {label: {cpu_pct, rss, n (processes), cores (affinity union)}}.
+
+    ``tree=True`` adds descendants (a task's children, an mpiexec's ranks), found
+    through /proc/<pid>/task/<tid>/children (see samplers/tree.py): cpu, cpu_s,
+    user_s, system_s and procs cover the tree; rss, threads, core, context switches
+    and IO stay those of the watched process itself.
     ``watch``/``unwatch`` may be called from another thread while the observer ticks.
     """
 
@@ -77,15 +76,15 @@ class ProcessSampler(Sampler):
         if role not in ROLES:
             raise ObsConfigError("role", role, ", ".join(ROLES))
         try:
-            proc = psutil.Process(pid)
-            target = _Target(ProcStatFile(pid), role, label or proc.name(), proc if tree else None)
+            stat = ProcStatFile(pid)
         except psutil.NoSuchProcess as exc:
             raise UnknownProcessError(pid) from exc
-        st = target.stat.read()
+        st = stat.read()
         if st is None or st.exited:
-            target.stat.close()
+            stat.close()
             raise UnknownProcessError(pid)
-        target.cpu_s = _totals(target, st)[0]
+        target = _Target(stat, role, label or st.name, ProcTree(stat) if tree else None)
+        target.user_s, target.system_s, _ = _totals(target, st)
         with self._lock:
             if pid in self._targets:
                 self._retired.append(self._targets[pid])
@@ -115,13 +114,16 @@ class ProcessSampler(Sampler):
                 for t in gone]
         return {"watched": watched, "exited": rows, "roles": _by_role(watched)}
 
+    def top_level(self, section: Mapping[str, Any]) -> dict[str, Any]:
+        return {"groups": by_label(section["watched"])}
+
     def _drop_exited(self, exited: list[_Target]) -> list[_Target]:
         """Forget and close exited targets, unless watch() replaced one meanwhile."""
         with self._lock:
             gone = [t for t in exited if self._targets.get(t.stat.pid) is t]
             self._forget([t.stat.pid for t in gone])
         for target in gone:
-            target.stat.close()
+            _close(target)
         return gone
 
     def _forget(self, pids: list[int]) -> list[_Target]:
@@ -134,7 +136,7 @@ class ProcessSampler(Sampler):
         with self._lock:
             retired, self._retired = self._retired, []
         for target in retired:
-            target.stat.close()
+            _close(target)
 
     def close(self) -> None:
         with self._lock:
@@ -142,28 +144,34 @@ class ProcessSampler(Sampler):
         self._close_retired()
 
 
+def _close(target: _Target) -> None:
+    if target.tree is not None:
+        target.tree.close()
+    target.stat.close()
+
+
 def _read(pid: int, target: _Target, dt: float) -> dict[str, Any] | None:
     """One watched process's row, or None once it has exited."""
     st = target.stat.read()
     if st is None or st.exited:
         return None
-    cpu_s, procs = _totals(target, st)
+    user_s, system_s, procs = _totals(target, st)
     # A tree's total dips while an exited child is not yet reaped (its time is in
     # neither process); keeping the total monotonic avoids counting it twice later.
-    cpu_s = max(cpu_s, target.cpu_s)
-    used, target.cpu_s = cpu_s - target.cpu_s, cpu_s
+    user_s, system_s = max(user_s, target.user_s), max(system_s, target.system_s)
+    used = user_s + system_s - target.cpu_s
+    target.user_s, target.system_s = user_s, system_s
+    cores = round(used / dt, 4) if dt > 0 else 0.0
+    extra = target.stat.extra()
     return {
-        "pid": pid,
-        "role": target.role,
-        "label": target.label,
-        "cpu": round(used / dt, 4) if dt > 0 else 0.0,
-        "cpu_s": round(cpu_s, 3),
-        "rss": st.rss,
-        "threads": st.threads,
-        "procs": procs,
-        "core": st.core,
-        "affinity": target.stat.affinity(),
-        "state": st.state,
+        "pid": pid, "ppid": st.ppid, "name": st.name, "role": target.role,
+        "label": target.label, "cpu": cores, "cpu_pct": round(cores * 100, 2),
+        "cpu_s": round(user_s + system_s, 3), "user_s": round(user_s, 3),
+        "system_s": round(system_s, 3), "rss": st.rss, "threads": st.threads,
+        "procs": procs, "core": st.core, "cpu_num": st.core,
+        "affinity": target.stat.affinity(), "state": st.state,
+        "ctx_vol": extra.ctx_vol, "ctx_invol": extra.ctx_invol,
+        "read_bytes": extra.read_bytes, "write_bytes": extra.write_bytes,
     }
 
 
@@ -180,3 +188,18 @@ def _by_role(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         agg["cpu"] = round(agg["cpu"], 4)
         agg["cores"] = sorted(agg["cores"])
     return roles
+
+
+def by_label(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Totals per label: cpu_pct (percent of one core), rss (bytes), n, cores (affinity)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        agg = groups.setdefault(row["label"], {"cpu_pct": 0.0, "rss": 0, "n": 0, "cores": set()})
+        agg["cpu_pct"] += row["cpu_pct"]
+        agg["rss"] += row["rss"]
+        agg["n"] += row["procs"]
+        agg["cores"].update(row["affinity"])
+    for agg in groups.values():
+        agg["cpu_pct"] = round(agg["cpu_pct"], 2)
+        agg["cores"] = sorted(agg["cores"])
+    return groups

@@ -1,9 +1,10 @@
-"""One process's counters from /proc/<pid>/stat through a kept-open descriptor.
+"""One process's counters from /proc/<pid>/{stat,status,io} through kept-open descriptors.
 
-One ``pread`` per tick gives state, CPU times, threads, RSS and the last core, some
-13x cheaper than the same fields through psutil. The descriptor is bound to the
-process it was opened for: once that process is reaped, reads fail (ESRCH), so a
-reused pid is never mistaken for the watched one.
+Per tick: one ``pread`` of ``stat`` (state, user/system CPU, threads, RSS, last core,
+ppid, name), one of ``status`` (context switches) and one of ``io`` (bytes read and
+written), some 10x cheaper than the same fields through psutil. The descriptors are
+bound to the process they were opened for: once it is reaped, reads fail (ESRCH), so
+a reused pid is never mistaken for the watched one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 HAVE_PROC = os.path.isdir("/proc/self")
 # Indices into the fields after "pid (comm) ": see proc(5), field number minus 3.
-_STATE, _UTIME, _STIME, _CUTIME, _CSTIME, _THREADS, _RSS, _CORE = 0, 11, 12, 13, 14, 17, 21, 36
+_STATE, _PPID, _UTIME, _STIME, _CUTIME, _CSTIME = 0, 1, 11, 12, 13, 14
+_THREADS, _RSS, _CORE = 17, 21, 36
 _STATE_LETTER = {
     psutil.STATUS_RUNNING: "R",
     psutil.STATUS_SLEEPING: "S",
@@ -30,7 +32,7 @@ _STATE_LETTER = {
 
 @dataclass(frozen=True, slots=True)
 class ProcStat:
-    """A process at one instant: CPU in seconds, memory in bytes."""
+    """A process at one instant: CPU in seconds, memory and IO in bytes."""
 
     state: str  # proc(5) letter: R running, S sleeping, D disk wait, T stopped, Z zombie
     cpu_s: float  # user + system of the process itself
@@ -38,14 +40,81 @@ class ProcStat:
     threads: int
     rss: int
     core: int  # the core it last ran on
+    user_s: float = 0.0
+    system_s: float = 0.0
+    reaped_user_s: float = 0.0
+    reaped_system_s: float = 0.0
+    ppid: int = 0
+    name: str = ""
 
     @property
     def exited(self) -> bool:
         return self.state in ("Z", "X")
 
 
+@dataclass(frozen=True, slots=True)
+class ProcExtra:
+    """Counters outside ``stat``: context switches and storage IO (None where unreadable)."""
+
+    ctx_vol: int | None = None
+    ctx_invol: int | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+
+
+def parse_stat(data: bytes) -> ProcStat:
+    """A ProcStat from the bytes of /proc/<pid>/stat."""
+    close = data.rindex(b")")
+    name = data[data.index(b"(") + 1 : close].decode(errors="replace")
+    f = data[close + 2 :].split()
+    user, system = int(f[_UTIME]) * _TICK_S, int(f[_STIME]) * _TICK_S
+    r_user, r_system = int(f[_CUTIME]) * _TICK_S, int(f[_CSTIME]) * _TICK_S
+    return ProcStat(
+        state=f[_STATE].decode(), cpu_s=user + system, reaped_cpu_s=r_user + r_system,
+        threads=int(f[_THREADS]), rss=int(f[_RSS]) * _PAGE, core=int(f[_CORE]),
+        user_s=user, system_s=system, reaped_user_s=r_user, reaped_system_s=r_system,
+        ppid=int(f[_PPID]), name=name,
+    )
+
+
+def _field(data: bytes, key: bytes) -> int | None:
+    """The integer after ``key`` (e.g. b"read_bytes:") in a /proc key-value file."""
+    at = data.find(key)
+    if at < 0:
+        return None
+    start = at + len(key)
+    end = data.find(b"\n", start)
+    return int(data[start : end if end >= 0 else None])
+
+
+def parse_extra(status: bytes, io: bytes) -> ProcExtra:
+    """Context switches from /proc/<pid>/status and bytes from /proc/<pid>/io."""
+    return ProcExtra(
+        ctx_vol=_field(status, b"\nvoluntary_ctxt_switches:"),
+        ctx_invol=_field(status, b"\nnonvoluntary_ctxt_switches:"),
+        read_bytes=_field(io, b"\nread_bytes:"),
+        write_bytes=_field(io, b"\nwrite_bytes:"),
+    )
+
+
+def _open(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:  # io is ptrace-guarded: another user's process is unreadable
+        return None
+
+
+def _pread(fd: int | None, size: int) -> bytes:
+    if fd is None:
+        return b""
+    try:
+        return os.pread(fd, size, 0)
+    except OSError:
+        return b""
+
+
 class ProcStatFile:
-    """Reads /proc/<pid>/stat, or psutil where there is no /proc.
+    """Reads /proc/<pid>/stat (and status, io), or psutil where there is no /proc.
 
     Raises psutil.NoSuchProcess from the constructor when ``pid`` does not exist;
     ``read()`` returns None once the process is gone.
@@ -54,10 +123,13 @@ class ProcStatFile:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._fd: int | None = None
+        self._status: int | None = None
+        self._io: int | None = None
         self._proc: psutil.Process | None = None
         try:
             if HAVE_PROC:
                 self._fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+                self._status, self._io = _open(f"/proc/{pid}/status"), _open(f"/proc/{pid}/io")
             else:
                 self._proc = psutil.Process(pid)
         except FileNotFoundError as exc:
@@ -68,19 +140,20 @@ class ProcStatFile:
             return self._read_psutil()
         try:
             data = os.pread(self._fd, 2048, 0)
-        except (ProcessLookupError, OSError):
+        except OSError:  # ProcessLookupError (ESRCH) once reaped
             return None
-        if not data:
-            return None
-        f = data[data.rindex(b")") + 2 :].split()
-        return ProcStat(
-            state=f[_STATE].decode(),
-            cpu_s=(int(f[_UTIME]) + int(f[_STIME])) * _TICK_S,
-            reaped_cpu_s=(int(f[_CUTIME]) + int(f[_CSTIME])) * _TICK_S,
-            threads=int(f[_THREADS]),
-            rss=int(f[_RSS]) * _PAGE,
-            core=int(f[_CORE]),
-        )
+        return parse_stat(data) if data else None
+
+    @property
+    def on_proc(self) -> bool:
+        """True while reading /proc through open descriptors (not psutil)."""
+        return self._fd is not None
+
+    def extra(self) -> ProcExtra:
+        """Context switches and IO bytes now; fields None where unreadable."""
+        if self._fd is None:
+            return self._extra_psutil()
+        return parse_extra(_pread(self._status, 4096), _pread(self._io, 512))
 
     def _read_psutil(self) -> ProcStat | None:
         proc = self._proc
@@ -90,16 +163,28 @@ class ProcStatFile:
                 t, status = proc.cpu_times(), proc.status()
                 rss, threads = proc.memory_info().rss, proc.num_threads()
                 core = proc.cpu_num() if hasattr(proc, "cpu_num") else -1
+                ppid, name = proc.ppid(), proc.name()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return None
+        r_user = getattr(t, "children_user", 0.0)
+        r_system = getattr(t, "children_system", 0.0)
         return ProcStat(
-            state=_STATE_LETTER.get(status, "?"),
-            cpu_s=t.user + t.system,
-            reaped_cpu_s=getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0),
-            threads=threads,
-            rss=rss,
-            core=core,
+            state=_STATE_LETTER.get(status, "?"), cpu_s=t.user + t.system,
+            reaped_cpu_s=r_user + r_system, threads=threads, rss=rss, core=core,
+            user_s=t.user, system_s=t.system, reaped_user_s=r_user, reaped_system_s=r_system,
+            ppid=ppid, name=name,
         )
+
+    def _extra_psutil(self) -> ProcExtra:
+        proc = self._proc
+        assert proc is not None
+        try:
+            ctx = proc.num_ctx_switches()
+            io = proc.io_counters() if hasattr(proc, "io_counters") else None
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return ProcExtra()
+        return ProcExtra(ctx.voluntary, ctx.involuntary,
+                         io.read_bytes if io else None, io.write_bytes if io else None)
 
     def affinity(self) -> list[int]:
         """The cores the process may run on (empty where unknown or gone)."""
@@ -111,6 +196,7 @@ class ProcStatFile:
         return []
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._status, self._io):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._status = self._io = None
