@@ -12,7 +12,8 @@ class SpecError(OdopError, ValueError):
 
     def __init__(self, task: str, field: str, value: object, allowed: str) -> None:
         self.task, self.field, self.value, self.allowed = task, field, value, allowed
-        super().__init__(f"task {task!r}: field {field!r} = {value!r} is invalid; allowed: {allowed}")
+        super().__init__(
+            f"task {task!r}: field {field!r} = {value!r} is invalid; allowed: {allowed}")
 
 
 class SpecErrors(OdopError, ValueError):

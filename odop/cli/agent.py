@@ -26,8 +26,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from odop.engine.agent import serve
-    from odop.launch.embedded import node_name
     from odop.engine.spawn import all_cpus
+    from odop.launch.embedded import node_name
     from odop.procs import die_with_parent
 
     if args.parent_pid:

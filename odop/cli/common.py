@@ -35,7 +35,7 @@ def print_json(obj: Any) -> None:
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A plain aligned text table."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
              for r in [header, *rows]]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from odop.engine.spawn import SpawnError
 from odop.errors import ProtocolError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
-from odop.protocol import MsgType, decode, encode, make, validate
+from odop.protocol import MsgType, decode, encode, make, transport, validate
 
 log = logging.getLogger("odop.agent")
 RESEND_S = 1.0
@@ -45,16 +45,19 @@ class Agent:
         sinks = [Recorder(paths.samples, node)] if record else []
         self.observer = Observer.standard(sinks, node=node, interval_s=interval_s)
         for pid in self.sim_pids:
-            self.observer.processes.watch(pid, role="sim", tree=True)  # type: ignore[union-attr]
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, f"agent:{node}".encode())
-        self.sock.setsockopt(zmq.LINGER, 500)
-        self.sock.connect(endpoint or paths.scheduler_endpoint)
+            self._watch(pid)
+        self.sock = transport.dealer(endpoint or paths.scheduler_endpoint,
+                                     identity=f"agent:{node}".encode(), linger_ms=500)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.invalid = 0
         self.running = True
         self.exit_reason = ""
+
+    def _watch(self, pid: int) -> None:
+        try:
+            self.observer.processes.watch(pid, role="sim", tree=True)  # type: ignore[union-attr]
+        except Exception as exc:  # the observer must never stop the agent
+            log.warning("cannot observe simulation pid %d: %s", pid, exc)
 
     # -- main loop ----------------------------------------------------------------------
     def run(self) -> str:

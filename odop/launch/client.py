@@ -14,7 +14,7 @@ from typing import Any
 import zmq
 
 from odop.errors import ProtocolError
-from odop.protocol import MsgType, decode, encode, make, validate
+from odop.protocol import MsgType, decode, encode, make, transport, validate
 
 log = logging.getLogger("odop.client")
 RESEND_S = 1.0
@@ -25,10 +25,7 @@ class Client:
 
     def __init__(self, endpoint: str, *, rank: int | None = None) -> None:
         self.endpoint, self.rank = endpoint, rank
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 100_000)
-        self.sock.connect(endpoint)
+        self.sock = transport.dealer(endpoint)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}

@@ -39,7 +39,7 @@ class Node:
         those busy above ``threshold`` (0..1) that no task of ours was granted."""
         if self.sim_bound:
             return set(self.sim_bound)
-        return {c for c, u in zip(self.cores, self.util)
+        return {c for c, u in zip(self.cores, self.util, strict=False)
                 if u > threshold and c not in self.granted}
 
     def free(self, *, sim_running: bool, threshold: float) -> list[int]:

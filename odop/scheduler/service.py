@@ -8,6 +8,7 @@ scheduler killed at any instant restarts from the database with nothing lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from odop.config import Config
 from odop.errors import ProtocolError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
-from odop.protocol import MsgType, decode, encode, make, validate
+from odop.protocol import MsgType, decode, encode, make, transport, validate
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.plugins import make_placement, make_selection
@@ -46,10 +47,7 @@ class SchedulerService:
         self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
                                busy_threshold=config.busy_threshold_pct / 100)
         self.endpoint = endpoint or paths.scheduler_endpoint
-        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 1000)
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        self.sock.bind(self.endpoint)
+        self.sock = transport.router(self.endpoint)
         self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
         self.missing: dict[str, float] = {}
         self.cancelling: set[str] = set()
@@ -317,11 +315,9 @@ class SchedulerService:
             self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
         for execution in list(self.decider.active):
             self.decider.release(execution)
-            try:
+            with contextlib.suppress(TransitionError):
                 self.store.transition(execution, ExecState.CANCELLED, detail=reason,
                                       reason=reason, ended_at=now)
-            except TransitionError:
-                pass
         self.decider.pending.clear()
         self._shutdown_agents(reason)
         self.running = False

@@ -73,7 +73,8 @@ class RunStore:
                 (execution, task, msgpack.packb(args), priority, now, deadline, origin),
             )
             if cur.rowcount:
-                tx.execute("INSERT INTO events VALUES (?, ?, 'queued', ?)", (execution, now, origin))
+                tx.execute("INSERT INTO events VALUES (?, ?, 'queued', ?)",
+                           (execution, now, origin))
         return bool(cur.rowcount)
 
     def transition(self, execution: str, new: ExecState, *, detail: str = "",
@@ -94,7 +95,8 @@ class RunStore:
             sets = "".join(f", {k}=?" for k in fields)
             tx.execute(f"UPDATE executions SET state=?{sets} WHERE id=?",
                        (new.value, *fields.values(), execution))
-            tx.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (execution, now, new.value, detail))
+            tx.execute("INSERT INTO events VALUES (?, ?, ?, ?)",
+                       (execution, now, new.value, detail))
         return old
 
     def get(self, execution: str) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ def odop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_then_status(odop_home: Path) -> None:
-    demo = odop("demo", "--json", "--steps", "160", "--every", "40", "--size", "256", home=odop_home)
+    demo = odop("demo", "--json", "--steps", "160", "--every", "40", "--size", "256",
+                home=odop_home)
     assert demo.returncode == 0, demo.stderr
     summary = json.loads(demo.stdout.strip().splitlines()[-1])
     assert summary["tasks_failed"] == 0 and summary["tasks_done"] >= 4
