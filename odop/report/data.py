@@ -123,7 +123,7 @@ def load_run(run_dir: Path | str, *, samples: bool = True) -> RunData:
     finally:
         store.close()
     if samples:
-        data.nodes = load_samples(root / "samples")
+        data.nodes = load_samples(root)
     return data
 
 
@@ -188,44 +188,62 @@ def _predictions(conn: sqlite3.Connection, meta: dict[str, Any]) -> list[dict[st
     return None
 
 
-def load_samples(folder: Path) -> dict[str, NodeSamples]:
-    """Every node's samples under ``folder`` (the recorder's ``*.jsonl`` files)."""
-    from odop_obs import read_samples
+def load_samples(root: Path) -> dict[str, NodeSamples]:
+    """Every node's observer samples in the run folder ``root`` (none: an empty dict)."""
+    from odop_obs import ObsConfigError, read_samples
 
     per_node: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(folder.rglob("*.jsonl")) if folder.exists() else []:
-        for sample in read_samples(path):
+    try:
+        for sample in read_samples(root):
             per_node.setdefault(sample["node"], []).append(sample)
+    except ObsConfigError:  # no record files: the run kept no samples
+        return {}
     return {node: node_arrays(node, sorted(s, key=lambda x: x["t"]))
             for node, s in per_node.items()}
 
 
+def core_util(sample: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """(core ids, utilisation 0..1) of one sample, from either sample layout."""
+    old = (sample.get("system") or {}).get("cpu") or {}
+    flat = sample.get("cpu") or {}
+    if "util" in old:
+        util = [float(u) for u in old["util"]]
+    else:
+        util = [float(u) / 100.0 for u in flat.get("per_core", [])]
+    ids = old.get("ids") or flat.get("ids") or list(range(len(util)))
+    return [int(c) for c in ids][: len(util)], util[: len(ids)]
+
+
+def power_of(sample: dict[str, Any]) -> tuple[float | None, str]:
+    """(node power in W or None, its source label such as 'cpu:rapl+gpu:nvml')."""
+    power = sample.get("power") or {}
+    total = (power.get("watts") or {}).get("total")
+    sources = power.get("sources") or {}
+    label = "+".join(f"{k}:{v}" for k, v in sorted(sources.items())) or str(
+        power.get("source") or "none")
+    return (None if total is None else float(total)), label
+
+
 def node_arrays(node: str, samples: list[dict[str, Any]]) -> NodeSamples:
     """Turn one node's samples (time order) into arrays."""
-    ids = sorted({int(c) for s in samples for c in _cpu(s).get("ids", [])})
+    per = [core_util(s) for s in samples]
+    ids = sorted({c for cores, _ in per for c in cores})
     col = {c: i for i, c in enumerate(ids)}
     util = np.zeros((len(samples), len(ids)))
     sim_cpu = np.zeros(len(samples))
+    watts = np.full(len(samples), np.nan)
     sim_cores: set[int] = set()
     sources: set[str] = set()
-    watts = np.full(len(samples), np.nan)
-    for i, s in enumerate(samples):
-        cpu = _cpu(s)
-        for c, u in zip(cpu.get("ids", []), cpu.get("util", []), strict=False):
-            util[i, col[int(c)]] = float(u)
+    for i, (s, (cores, values)) in enumerate(zip(samples, per, strict=True)):
+        util[i, [col[c] for c in cores]] = values
         sim = ((s.get("processes") or {}).get("roles") or {}).get("sim") or {}
         sim_cpu[i] = float(sim.get("cpu") or 0.0)
         sim_cores.update(int(c) for c in sim.get("cores") or [])
-        power = s.get("power") or {}
-        total = (power.get("watts") or {}).get("total")
-        if total is not None:
-            watts[i] = float(total)
-        sources.update(f"{k}:{v}" for k, v in (power.get("sources") or {}).items())
+        w, label = power_of(s)
+        if w is not None:
+            watts[i] = w
+            sources.add(label)
     t = np.array([float(s["t"]) for s in samples])
     dt = np.array([float(s["dt"]) for s in samples])
-    return NodeSamples(node, t, dt, ids, util, sim_cpu, sorted(sim_cores), watts,
-                       "+".join(sorted(sources)) or "none")
-
-
-def _cpu(sample: dict[str, Any]) -> dict[str, Any]:
-    return ((sample.get("system") or {}).get("cpu")) or {}
+    return NodeSamples(node, t, dt, ids, np.clip(util, 0.0, 1.0), sim_cpu, sorted(sim_cores),
+                       watts, "+".join(sorted(sources)) or "none")
