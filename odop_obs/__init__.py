@@ -6,10 +6,12 @@ Standalone: imports nothing from ``odop``. Run it inside the node agent
 
 from __future__ import annotations
 
+from odop_obs.arrays import load_arrays
 from odop_obs.errors import ObsConfigError, ObsError, SampleError, UnknownProcessError
 from odop_obs.observer import Observer, Sink
 from odop_obs.publisher import Publisher
-from odop_obs.recorder import Recorder, read_samples
+from odop_obs.reader import read_samples
+from odop_obs.recorder import Recorder
 from odop_obs.samplers import GpuSampler, PowerSampler, ProcessSampler, Sampler, SystemSampler
 from odop_obs.schema import SCHEMA_VERSION, TOPIC_PREFIX, topic_for, validate_sample
 from odop_obs.subscriber import Subscriber
@@ -31,6 +33,7 @@ __all__ = [
     "Subscriber",
     "SystemSampler",
     "UnknownProcessError",
+    "load_arrays",
     "read_samples",
     "topic_for",
     "validate_sample",

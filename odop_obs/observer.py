@@ -116,10 +116,17 @@ class Observer:
             self._logged.add(what)
             log.exception("observer %s failed (logged once, counted in obs.errors)", what)
 
-    def run(self, count: int | None = None) -> int:
-        """Tick every interval until ``stop()`` (or ``count`` ticks); returns the ticks."""
-        ticks, deadline = 0, time.monotonic() + self.interval_s
-        while not self._stop.wait(max(deadline - time.monotonic(), 0.0)):
+    def run(self, count: int | None = None, duration_s: float | None = None) -> int:
+        """Tick every interval until ``stop()``, ``count`` ticks or ``duration_s`` seconds.
+
+        The first tick comes one interval after the call; returns the ticks taken.
+        """
+        start = time.monotonic()
+        end = start + duration_s if duration_s is not None else float("inf")
+        ticks, deadline = 0, start + self.interval_s
+        while deadline <= end + 1e-6:
+            if self._stop.wait(max(deadline - time.monotonic(), 0.0)):
+                break
             self.tick()
             ticks += 1
             if count is not None and ticks >= count:

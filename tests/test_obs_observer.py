@@ -142,17 +142,54 @@ def test_subscriber_drops_invalid_frames(tmp_path: Path) -> None:
     sub.close()
 
 
-def test_recorder_appends_and_survives_a_torn_line(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path, "n1")
+def test_observer_records_samples_read_back_whole(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "samples", "n1")
     obs = Observer([SystemSampler()], [rec], node="n1")
     obs.tick()
     obs.tick()
     obs.close()
-    with open(rec.path, "a") as f:
-        f.write('{"v":1,"type":"obs.sam')  # a crash mid-write
-    samples = list(read_samples(tmp_path / "obs" / "n1.jsonl"))
+    with open(rec.path, "ab") as f:
+        f.write(b"\x40\x00\x00")  # a crash mid-write of the next record
+    samples = list(read_samples(tmp_path))  # the run folder is enough
     assert [s["seq"] for s in samples] == [0, 1]
-    assert json.loads(rec.path.read_text().splitlines()[0])["system"]["cpu"]["ids"]
+    assert samples[0]["system"]["cpu"]["ids"] and samples[0]["cpu"]["per_core"]
+
+
+def test_flat_view_keys() -> None:
+    obs = Observer.standard(nvml=FakeNvml(init_error="Driver Not Loaded"), node="n1")
+    obs.processes.watch(os.getpid(), "odop", "me")
+    time.sleep(0.05)
+    s = obs.tick()
+    obs.close()
+    cores = os.cpu_count()
+    for key in ("per_core", "user", "system", "iowait", "steal"):
+        assert len(s["cpu"][key]) == cores and all(0 <= x <= 100 for x in s["cpu"][key])
+    assert s["cpu"]["per_core"] == pytest.approx([u * 100 for u in s["system"]["cpu"]["util"]],
+                                                 abs=0.02)
+    assert s["memory"] == s["system"]["mem"] and s["load"] == s["system"]["load"]
+    assert set(s["disk"]) == {"read_bps", "write_bps"} and set(s["net"]) == {"rx_bps", "tx_bps"}
+    assert s["gpus"] == [] and "Driver Not Loaded" in s["gpus_reason"]  # no GPU: a reason
+    assert s["power"]["source"] == "model" and s["power"]["watts"]["total"] > 0
+    group = s["groups"]["me"]
+    assert group["n"] == 1 and group["cores"] == sorted(os.sched_getaffinity(0))
+    json.dumps(s)
+    assert msgpack.unpackb(msgpack.packb(s)) == s
+
+
+def test_no_gpu_sampler_still_says_why() -> None:
+    s = Observer.standard(gpu=False).tick()
+    assert s["gpus"] == [] and "off" in s["gpus_reason"]
+
+
+def test_gpus_listed_with_reason_none() -> None:
+    s = Observer.standard(nvml=FakeNvml([FakeGpu(), FakeGpu(uuid="GPU-1")])).tick()
+    assert len(s["gpus"]) == 2 and s["gpus_reason"] is None
+    assert s["gpus"][0]["sm_clock_mhz"] == 1980 and s["power"]["source"] == "nvml+model"
+
+
+def test_run_for_a_duration() -> None:
+    sink = ListSink()
+    assert Observer([], [sink], interval_s=0.05).run(duration_s=0.2) == 4
 
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")

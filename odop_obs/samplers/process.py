@@ -166,8 +166,8 @@ def _read(pid: int, target: _Target, dt: float) -> dict[str, Any] | None:
     return {
         "pid": pid, "ppid": st.ppid, "name": st.name, "role": target.role,
         "label": target.label, "cpu": cores, "cpu_pct": round(cores * 100, 2),
-        "cpu_s": round(user_s + system_s, 3), "user_s": round(user_s, 3),
-        "system_s": round(system_s, 3), "rss": st.rss, "threads": st.threads,
+        "cpu_s": round(user_s + system_s, 3), "user_s": user_s, "system_s": system_s,
+        "rss": st.rss, "threads": st.threads,
         "procs": procs, "core": st.core, "cpu_num": st.core,
         "affinity": target.stat.affinity(), "state": st.state,
         "ctx_vol": extra.ctx_vol, "ctx_invol": extra.ctx_invol,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psutil
 
-_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # clock ticks per second
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 HAVE_PROC = os.path.isdir("/proc/self")
 # Indices into the fields after "pid (comm) ": see proc(5), field number minus 3.
@@ -67,8 +67,8 @@ def parse_stat(data: bytes) -> ProcStat:
     close = data.rindex(b")")
     name = data[data.index(b"(") + 1 : close].decode(errors="replace")
     f = data[close + 2 :].split()
-    user, system = int(f[_UTIME]) * _TICK_S, int(f[_STIME]) * _TICK_S
-    r_user, r_system = int(f[_CUTIME]) * _TICK_S, int(f[_CSTIME]) * _TICK_S
+    user, system = int(f[_UTIME]) / _HZ, int(f[_STIME]) / _HZ
+    r_user, r_system = int(f[_CUTIME]) / _HZ, int(f[_CSTIME]) / _HZ
     return ProcStat(
         state=f[_STATE].decode(), cpu_s=user + system, reaped_cpu_s=r_user + r_system,
         threads=int(f[_THREADS]), rss=int(f[_RSS]) * _PAGE, core=int(f[_CORE]),
@@ -77,23 +77,25 @@ def parse_stat(data: bytes) -> ProcStat:
     )
 
 
-def _field(data: bytes, key: bytes) -> int | None:
-    """The integer after ``key`` (e.g. b"read_bytes:") in a /proc key-value file."""
-    at = data.find(key)
-    if at < 0:
-        return None
-    start = at + len(key)
-    end = data.find(b"\n", start)
-    return int(data[start : end if end >= 0 else None])
+def _after(data: bytes, key: bytes) -> list[bytes]:
+    """The whitespace-separated words after ``key`` in ``data`` (none when absent)."""
+    at = data.rfind(key)
+    return data[at + len(key) :].split() if at >= 0 else []
 
 
 def parse_extra(status: bytes, io: bytes) -> ProcExtra:
-    """Context switches from /proc/<pid>/status and bytes from /proc/<pid>/io."""
+    """Context switches from /proc/<pid>/status and bytes from /proc/<pid>/io.
+
+    The kernel writes ``voluntary_ctxt_switches`` then ``nonvoluntary_ctxt_switches``
+    last in status, and ``read_bytes``, ``write_bytes`` in that order in io.
+    """
+    ctx = _after(status, b"\nvoluntary_ctxt_switches:")
+    rw = _after(io, b"\nread_bytes:")
     return ProcExtra(
-        ctx_vol=_field(status, b"\nvoluntary_ctxt_switches:"),
-        ctx_invol=_field(status, b"\nnonvoluntary_ctxt_switches:"),
-        read_bytes=_field(io, b"\nread_bytes:"),
-        write_bytes=_field(io, b"\nwrite_bytes:"),
+        ctx_vol=int(ctx[0]) if len(ctx) >= 3 else None,
+        ctx_invol=int(ctx[2]) if len(ctx) >= 3 else None,
+        read_bytes=int(rw[0]) if len(rw) >= 3 else None,
+        write_bytes=int(rw[2]) if len(rw) >= 3 else None,
     )
 
 
