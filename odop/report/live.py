@@ -192,14 +192,15 @@ def _records(chunk: bytes, *, skip_magic: bool) -> tuple[list[bytes], int]:
 
 def _accumulate(tail: _Tail, sample: dict[str, Any], signal: Any) -> None:
     """Add the interval since the previous sample to the node's joules and gCO2."""
-    watts = power_of(sample)[0]
-    prev = tail.last
-    prev_w = None if prev is None else power_of(prev)[0]
+    watts, prev = power_of(sample)[0], tail.last
+    tail.last = sample
+    if prev is None:
+        return
+    prev_w = power_of(prev)[0]
     if watts is not None and prev_w is not None and sample["t"] > prev["t"]:
         joules = (sample["t"] - prev["t"]) * (watts + prev_w) / 2.0
         tail.joules += joules
         tail.gco2 += joules / J_PER_KWH * signal.mean_over(prev["t"], sample["t"])
-    tail.last = sample
 
 
 def _node_now(sample: dict[str, Any], active: list[dict[str, Any]], threshold: float,
