@@ -33,6 +33,8 @@ class Config:
     """A core the simulation uses above this utilisation (percent) is not idle."""
     drain_timeout_s: float | None = None
     """Longest wait for queued tasks at odop.stop(); None waits until the queue is empty."""
+    time_limit_factor: float | None = 4.0
+    """A task running longer than its declared ``time`` times this is killed (None: never)."""
     stop_grace_s: float = 5.0
     """Seconds between TERM and KILL when a task is stopped."""
     task_dirs: tuple[str, ...] = ()

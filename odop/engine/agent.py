@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 
 from odop.engine.engine import Engine, Exit
@@ -34,12 +35,17 @@ class Agent:
     """Serves one node of one run until the simulation ends or the scheduler says so."""
 
     def __init__(self, paths: RunPaths, node: str, *, sim_pids: Sequence[int] = (),
-                 interval_s: float = 1.0, endpoint: str | None = None, grace_s: float = 5.0,
+                 sim_root: int | None = None, interval_s: float = 1.0,
+                 endpoint: str | None = None, grace_s: float = 5.0,
                  cores: Sequence[int] | None = None, record: bool = True) -> None:
         from odop_obs import Observer, Recorder
 
         self.paths, self.node, self.interval_s = paths, node, interval_s
         self.sim_pids = list(sim_pids)
+        self.sim_root = sim_root
+        """A launcher (wrapped mode): its descendants are the simulation's ranks."""
+        self._discovered: set[int] = set()
+        self._next_discovery = 0.0
         self.cores = sorted(cores if cores is not None else os.sched_getaffinity(0))
         self.engine = Engine(paths.root, grace_s=grace_s)
         sinks = [Recorder(paths.samples, node)] if record else []
@@ -72,7 +78,7 @@ class Agent:
         poller.register(self.sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
         self._send(MsgType.HELLO, node=self.node, cores=self.cores, pid=os.getpid(),
-                   sim_pids=self.sim_pids)
+                   sim_pids=self.sim_pids or ([self.sim_root] if self.sim_root else []))
         next_tick = time.monotonic()
         while self.running:
             timeout = max(0.0, next_tick - time.monotonic())
@@ -96,6 +102,7 @@ class Agent:
         self.exit_reason = self.exit_reason or reason
 
     def _tick(self) -> None:
+        self._discover_ranks()
         sample = self.observer.tick()
         alive = self._sim_alive()
         self._send(MsgType.SAMPLE, node=self.node, sample=node_view(sample, self.cores),
@@ -109,7 +116,24 @@ class Agent:
             self._finish("simulation gone")
 
     def _sim_alive(self) -> bool:
+        if self.sim_root is not None:
+            return pid_alive(self.sim_root)
         return not self.sim_pids or any(pid_alive(p) for p in self.sim_pids)
+
+    def _discover_ranks(self) -> None:
+        """Wrapped mode: watch the launcher's new descendants (often at first, then less)."""
+        now = time.monotonic()
+        if self.sim_root is None or now < self._next_discovery:
+            return
+        self._next_discovery = now + (1.0 if len(self._discovered) < 2 else 5.0)
+        try:
+            children = psutil.Process(self.sim_root).children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            if child.pid not in self._discovered:
+                self._discovered.add(child.pid)
+                self._watch(child.pid)
 
     # -- messages -----------------------------------------------------------------------
     def _send(self, mtype: MsgType, **fields: Any) -> dict[str, Any]:

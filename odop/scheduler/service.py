@@ -22,11 +22,12 @@ from odop.config import Config
 from odop.errors import ProtocolError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
-from odop.protocol import MsgType, decode, encode, make, transport, validate
+from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.plugins import make_placement, make_selection
 from odop.scheduler.selection import Pending
+from odop.scheduler.triggers import TriggerSet
 from odop.store.executions import RunStore, TransitionError
 from odop.store.profiles import Measurement, ProfileStore
 from odop.store.states import ExecState
@@ -57,12 +58,14 @@ class SchedulerService:
         self.invalid = 0
         self.running = True
         self.dirty = True
+        self.triggers = TriggerSet(str(paths.db))
         self._load()
 
     # -- restart ------------------------------------------------------------------------
     def _load(self) -> None:
         """Rebuild the in-memory queue and grants from the database."""
         self.decider.specs.update(self.store.tasks())
+        self.triggers.update(self.decider.specs)
         meta = self.store.meta()
         self.decider.sim_running = "sim_end" not in meta
         for row in self.store.in_states(ExecState.QUEUED):
@@ -84,17 +87,51 @@ class SchedulerService:
         self.store.set_meta("scheduler_started", time.time())
         next_check = time.monotonic()
         while self.running:
-            if self.sock.poll(200 if not self.dirty else 0):
-                self._drain_socket()
+            self._wait_for_events()
             if self.dirty:
                 self.dirty = False
                 self._act(self.decider.cycle(time.time()))
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 self._housekeeping()
+        self.triggers.close()
         self.sock.close()
         self.store.close()
         self.profiles.close()
+
+    def _wait_for_events(self) -> None:
+        """Block until a message, a trigger or a timer needs attention, then serve it."""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        fds = self.triggers.fds()
+        for fd in fds:
+            poller.register(fd, zmq.POLLIN)
+        now = time.time()
+        timeout = 0.0 if self.dirty else self.triggers.timeout_s(now, 0.2)
+        events = dict(poller.poll(timeout * 1000))
+        if self.sock in events:
+            self._drain_socket()
+        ready = {fds[fd] for fd in fds if fd in events}
+        self._fire_triggers(time.time(), ready)
+
+    def _fire_triggers(self, now: float, ready: set[str]) -> None:
+        fired = self.triggers.poll(now, ready)
+        for _, task, kwargs in fired:
+            self._queue(new_id(), task, kwargs, origin="trigger")
+        for watcher in {id(w): w for w, _, _ in fired}.values():
+            watcher.commit()
+
+    def _queue(self, execution: str, task: str, args: dict[str, Any], origin: str) -> bool:
+        """Record a new execution and put it in the decision queue."""
+        spec = self.decider.specs[task]
+        now = time.time()
+        deadline = now + spec["deadline_s"] if spec.get("deadline_s") else None
+        if not self.store.add(execution, task, args, origin=origin, now=now, deadline=deadline,
+                              priority=spec.get("priority", 0)):
+            return False
+        self.decider.enqueue(self._pending(self.store.get(execution) or {}))
+        self.dirty = True
+        return True
 
     def _drain_socket(self) -> None:
         for _ in range(1000):
@@ -134,6 +171,7 @@ class SchedulerService:
             self.store.put_tasks(new)
             for name, spec in new.items():
                 self.profiles.declare(name, spec)
+            self.triggers.update(new)
         self._send(ident, MsgType.ACK, ref=msg["id"])
 
     def _on_submit(self, ident: bytes, msg: Any) -> None:
@@ -143,12 +181,7 @@ class SchedulerService:
             self._send(ident, MsgType.ERROR, ref=msg["id"],
                        error=f"unknown task {msg['task']!r}; known: {sorted(self.decider.specs)}")
             return
-        now = time.time()
-        deadline = now + spec["deadline_s"] if spec.get("deadline_s") else None
-        if self.store.add(msg["execution"], msg["task"], msg["args"], origin=origin,
-                          priority=spec.get("priority", 0), deadline=deadline, now=now):
-            self.decider.enqueue(self._pending(self.store.get(msg["execution"]) or {}))
-            self.dirty = True
+        self._queue(msg["execution"], msg["task"], msg["args"], origin)
         self._send(ident, MsgType.ACK, ref=msg["id"])
 
     def _on_cancel(self, ident: bytes, msg: Any) -> None:
@@ -178,6 +211,7 @@ class SchedulerService:
         if self.decider.sim_running:
             self.decider.sim_running = False
             self.store.set_meta("sim_end", time.time())
+            self._fire_triggers(time.time(), set(self.triggers.watchers))  # last files in
         self.waiters.append((ident, msg["id"]))
         self.dirty = True
 
@@ -244,6 +278,15 @@ class SchedulerService:
             exit_code=usage["exit_code"]))
         if state is ExecState.FAILED:
             self._maybe_retry(row, usage["reason"])
+        elif state is ExecState.DONE:
+            self._chain(row)
+
+    def _chain(self, row: dict[str, Any]) -> None:
+        """Submit the tasks that run after each completion of ``row``'s task, same arguments."""
+        for name, spec in self.decider.specs.items():
+            trigger = spec.get("trigger") or {}
+            if trigger.get("kind") == "after" and trigger.get("task") == row["task"]:
+                self._queue(new_id(), name, row["args"], origin=f"after {row['id']}")
 
     def _maybe_retry(self, row: dict[str, Any], reason: str) -> None:
         spec = self.decider.specs.get(row["task"], {})
@@ -259,11 +302,18 @@ class SchedulerService:
     def _act(self, placed: list[Placed]) -> None:
         for p in placed:
             node = self.decider.nodes[p.node]
-            spec = self.decider.specs[p.pending.task]
+            spec = self._with_limit(self.decider.specs[p.pending.task])
             self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
                                   cores=p.cores, detail=f"{p.node}:{p.cores}")
             self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
                        args=p.pending.args, cores=p.cores, attempt=p.pending.attempt)
+
+    def _with_limit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The spec sent to the engine, with its hard time limit (declared time x factor)."""
+        factor, time_s = self.config.time_limit_factor, spec.get("time_s")
+        if not factor or not time_s:
+            return spec
+        return {**spec, "time_limit_s": time_s * factor}
 
     def _command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
         held = self.decider.active.get(execution)

@@ -242,7 +242,7 @@ def _function_target(task: str, value: object, source: str, task_dirs: tuple[str
         raise SpecError(task, "function", value, allowed)
     match = _FILE_TARGET.match(value)
     if match is None and _MODULE_TARGET.match(value):
-        return value
+        return _local_module(value, source, task_dirs)
     if match is None:
         raise SpecError(task, "function", value, allowed)
     path = os.path.expanduser(match["file"])
@@ -254,6 +254,17 @@ def _function_target(task: str, value: object, source: str, task_dirs: tuple[str
             raise SpecError(task, "function", value, f"{allowed}; no such file in {where}")
         path = found[0]
     return f"{os.path.abspath(path)}:{match['func']}"
+
+
+def _local_module(target: str, source: str, task_dirs: tuple[str, ...]) -> str:
+    """A ``module:function`` whose module is a file of the task folder becomes an absolute
+    file target, so workers anywhere load it without a sys.path of their own."""
+    module, func = target.split(":", 1)
+    relative = module.replace(".", os.sep) + ".py"
+    for folder in (d for d in (_source_dir(source), *task_dirs) if d):
+        if os.path.isfile(os.path.join(folder, relative)):
+            return f"{os.path.abspath(os.path.join(folder, relative))}:{func}"
+    return target
 
 
 def _program_target(task: str, field: str, value: object, source: str,
