@@ -16,11 +16,20 @@ def encode(msg: dict[str, Any]) -> bytes:
     return msgpack.packb(msg, use_bin_type=True)
 
 
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError(f"msgpack extension type {code} is not allowed in odop messages")
+
+
 def decode(data: bytes) -> Any:
-    """Deserialise msgpack bytes; malformed, oversized or trailing data is a ProtocolError."""
+    """Deserialise msgpack bytes; malformed, oversized or trailing data is a ProtocolError.
+
+    Only plain values come out: every extension type is refused, and the standard
+    timestamp extension (-1) decodes to a float of seconds, never to an object.
+    """
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_refuse_ext,
+                               timestamp=1)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"undecodable message: {exc.__class__.__name__}: {exc}") from exc

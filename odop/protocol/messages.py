@@ -98,9 +98,9 @@ def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
     """Check a decoded message against the schema; raise ProtocolError saying what is wrong."""
     if not isinstance(msg, dict):
         raise ProtocolError(f"message must be a map, got {type(msg).__name__}")
-    if msg.get("v") != VERSION:
+    if type(msg.get("v")) is not int or msg["v"] != VERSION:
         raise ProtocolError(f"protocol version {msg.get('v')!r} not supported; expected {VERSION}")
-    mtype = _TYPES.get(msg.get("type"))  # type: ignore[arg-type]
+    mtype = _TYPES.get(msg["type"]) if isinstance(msg.get("type"), str) else None
     if mtype is None:
         raise ProtocolError(f"unknown message type {msg.get('type')!r}; allowed: {sorted(_TYPES)}")
     if not isinstance(msg.get("id"), str) or not msg["id"]:
