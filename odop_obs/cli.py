@@ -109,9 +109,14 @@ def run_main(argv: Sequence[str]) -> int:
     except (ObsError, OSError) as exc:
         print(f"odop_obs: {exc}", file=sys.stderr)
         return 2
-    stopped = []
+    stopped: list[int] = []
+
+    def on_signal(num: int, _frame: object) -> None:
+        stopped.append(num)
+        obs.stop(timeout_s=0)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda num, _: (stopped.append(num), obs.stop(timeout_s=0)))
+        signal.signal(sig, on_signal)
     start = time.monotonic()
     try:
         samples = obs.run(count=args.count, duration_s=args.duration)

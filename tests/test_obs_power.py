@@ -118,3 +118,31 @@ def test_sampler_falls_back_to_the_model(tmp_path: Path) -> None:
     assert section["sources"] == {"cpu": "model"}
     assert section["watts"]["cpu"] == pytest.approx(2 * 4.0 * 0.3)
     assert section["watts"]["gpu"] == 0.0
+
+
+def test_unreadable_zone_is_a_problem_reported_once(tmp_path: Path) -> None:
+    zones = [FakeZone("intel-rapl:0", "package-0"), FakeZone("intel-rapl:1", "package-1")]
+    write_powercap(tmp_path, zones)
+    counter = tmp_path / "intel-rapl:1" / "energy_uj"
+    counter.unlink()
+    counter.mkdir()  # reading a directory fails like a root-only file does for a user
+    sampler = PowerSampler([RaplSource(str(tmp_path)), UtilisationModel()])
+    sections = {"system": _system([0.5, 0.5])}
+    _advance(tmp_path, zones[:1], {"package-0": 5.0})
+    first = sampler.sample(0.0, 1.0, sections)
+    (problem,) = first["problems"]
+    assert "intel-rapl:1" in problem and "unreadable" in problem
+    assert first["source"] == "rapl" and first["watts"]["cpu"] == pytest.approx(5.0)
+    assert first["zones"] == {"intel-rapl:0:package-0": pytest.approx(5.0)}
+    assert sampler.sample(0.0, 1.0, sections)["problems"] == []
+    sampler.close()
+
+
+def test_source_names_every_source_used(tmp_path: Path) -> None:
+    zones = server_zones()
+    write_powercap(tmp_path, zones)
+    sampler = PowerSampler([RaplSource(str(tmp_path)), NvmlPower(), UtilisationModel()])
+    gpu = _gpu({"index": 0, "power_w": 30.0})
+    section = sampler.sample(0.0, 1.0, {"system": _system([0.1]), "gpu": gpu})
+    assert section["source"] == "rapl+nvml"
+    sampler.close()

@@ -118,3 +118,42 @@ def test_watch_unwatch_from_another_thread_leaks_nothing() -> None:
         thread.join()
     s.close()
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_rows_split_user_system_and_follow_grandchildren() -> None:
+    grandchild = BUSY.format(s=0.3)
+    child = SPAWN.format(code=grandchild)
+    parent = _python(SPAWN.format(code=child))  # parent -> child -> busy grandchild
+    s = ProcessSampler()
+    s.watch(parent.pid, "task", "reduce", tree=True)
+    procs, last = 1, None
+    while parent.poll() is None:
+        section = s.sample(0.0, 0.05, {})
+        for row in section["watched"]:
+            procs, last = max(procs, row["procs"]), row
+        time.sleep(0.05)
+    assert procs == 3 and last is not None
+    assert last["user_s"] + last["system_s"] == pytest.approx(last["cpu_s"], abs=1e-3)
+    assert last["cpu_s"] >= 0.15 and last["cpu_pct"] == pytest.approx(last["cpu"] * 100, abs=0.01)
+    for key in ("ppid", "name", "ctx_vol", "ctx_invol", "read_bytes", "write_bytes", "cpu_num"):
+        assert key in last
+    s.close()
+
+
+def test_groups_sum_per_label() -> None:
+    sleepers = [_python("import time; time.sleep(30)") for _ in range(2)]
+    s = ProcessSampler()
+    try:
+        for p in sleepers:
+            s.watch(p.pid, "sim", "rank")
+        s.watch(os.getpid(), "odop", "odop")
+        section = s.sample(0.0, 1.0, {})
+        groups = s.top_level(section)["groups"]
+        assert groups["rank"]["n"] == 2 and groups["odop"]["n"] == 1
+        assert groups["rank"]["rss"] == sum(r["rss"] for r in section["watched"]
+                                            if r["label"] == "rank")
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
+        s.close()

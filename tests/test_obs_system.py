@@ -57,3 +57,57 @@ def test_system_section_on_this_machine() -> None:
     assert set(section["io"]) == {"disk_read", "disk_write", "net_recv", "net_sent"}
     assert len(section["load"]) == 3
     sampler.close()
+
+
+MEMINFO = b"MemTotal:       16000 kB\nMemFree:         2000 kB\nMemAvailable:    6000 kB\n"
+DISKSTATS = b"""   7       0 loop0 5 0 80 0 1 0 8 0 0 0 0 0 0 0 0 0 0
+ 253       0 vda 10 0 100 5 20 0 200 9 0 1 1 0 0 0 0 0 0
+ 253       1 vda1 9 0 90 5 19 0 190 9 0 1 1 0 0 0 0 0 0
+"""
+NETDEV = b"""Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets
+    lo:  999 9 0 0 0 0 0 0  999 9 0 0 0 0 0 0
+  eth0: 1000 5 0 0 0 0 0 0  300 3 0 0 0 0 0 0
+  eth1:   24 1 0 0 0 0 0 0   76 1 0 0 0 0 0 0
+"""
+
+
+def test_proc_parsers() -> None:
+    from odop_obs.samplers import procfs
+
+    parse_meminfo, parse_loadavg = procfs.parse_meminfo, procfs.parse_loadavg
+    parse_diskstats, parse_netdev = procfs.parse_diskstats, procfs.parse_netdev
+
+    mem = parse_meminfo(MEMINFO)
+    assert mem == {"total": 16000 * 1024, "available": 6000 * 1024, "used": 10000 * 1024}
+    assert parse_loadavg(b"0.50 1.25 2.00 1/100 42\n") == [0.5, 1.25, 2.0]
+    assert parse_diskstats(DISKSTATS, {"vda"}) == (100 * 512, 200 * 512)  # no partition
+    assert parse_netdev(NETDEV) == (1024, 376)  # loopback left out
+
+
+def test_fake_proc_tree_rates(tmp_path: Path) -> None:
+    from odop_obs.samplers.procfs import NodeCounters
+
+    (tmp_path / "net").mkdir()
+    (tmp_path / "meminfo").write_bytes(MEMINFO)
+    (tmp_path / "loadavg").write_bytes(b"1 2 3 1/1 1\n")
+    (tmp_path / "diskstats").write_bytes(DISKSTATS)
+    (tmp_path / "net" / "dev").write_bytes(NETDEV)
+    block = tmp_path / "block"
+    (block / "vda" / "device").mkdir(parents=True)
+    (block / "loop0").mkdir()
+    stat = tmp_path / "stat"
+    _write(stat, "100 0 0 900 0 0 0 0 0 0", "0 0 0 1000 0 0 0 0 0 0")
+    sampler = SystemSampler(CpuTimes(str(stat)), NodeCounters(str(tmp_path), str(block)))
+    _write(stat, "140 10 20 900 10 5 5 10 0 0", "0 0 0 1000 100 0 0 0 0 0")
+    grown = DISKSTATS.replace(b" 100 5 20 0 200", b" 300 5 20 0 600")
+    (tmp_path / "diskstats").write_bytes(grown)
+    section = sampler.sample(0.0, 2.0, {})
+    flat = sampler.top_level(section)
+    assert flat["cpu"]["per_core"] == [90.0, 0.0] and flat["cpu"]["user"] == [50.0, 0.0]
+    assert flat["cpu"]["system"] == [30.0, 0.0] and flat["cpu"]["iowait"] == [10.0, 100.0]
+    assert flat["cpu"]["steal"] == [10.0, 0.0]
+    assert flat["disk"] == {"read_bps": 200 * 512 / 2, "write_bps": 400 * 512 / 2}
+    assert flat["net"] == {"rx_bps": 0.0, "tx_bps": 0.0} and flat["load"] == [1.0, 2.0, 3.0]
+    assert flat["memory"]["used"] == 10000 * 1024
+    sampler.close()

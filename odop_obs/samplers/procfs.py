@@ -123,8 +123,9 @@ class NodeCounters:
     def io(self) -> tuple[float, float, float, float]:
         """Cumulative (disk read, disk write, net recv, net sent) bytes."""
         if self._disk.present and self._net.present:
-            disk = parse_diskstats(self._disk.read(), self._disks)
-            return (*map(float, disk), *map(float, parse_netdev(self._net.read())))
+            read, written = parse_diskstats(self._disk.read(), self._disks)
+            rx, tx = parse_netdev(self._net.read())
+            return float(read), float(written), float(rx), float(tx)
         d = psutil.disk_io_counters(perdisk=False, nowrap=True)
         n = psutil.net_io_counters(pernic=False, nowrap=True)
         return (float(d.read_bytes) if d else 0.0, float(d.write_bytes) if d else 0.0,
