@@ -1,14 +1,21 @@
-"""``odop agent``: the node agent (engine + observer) of a run."""
+"""``odop agent``: the node agent (engine + observer) of a run.
+
+Started by the node's first rank, by ``odop run``, or on every node by hand:
+``mpiexec -ppn 1 odop agent --run NAME``. It finds the scheduler through ``--connect``,
+``$ODOP_SCHEDULER`` or ``<run>/scheduler.endpoint`` (waiting up to ``--wait`` seconds).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from odop.config import load_config
-from odop.paths import resolve_run
+from odop.errors import OdopError
+from odop.paths import RunPaths, resolve_run
 
 
 def add_parser(sub: Any) -> None:
@@ -16,9 +23,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run", required=True, help="run name or run folder")
     p.add_argument("--node", help="node id (default: $ODOP_NODE or the host name)")
     p.add_argument("--sim-pids", default="", help="comma-separated pids of this node's ranks")
+    p.add_argument("--sim-root", type=int, help="pid whose descendants are the simulation")
     p.add_argument("--cores", help="comma-separated cores this agent may use (default: all)")
     p.add_argument("--interval", type=float, default=None, help="seconds between samples")
-    p.add_argument("--connect", help="scheduler endpoint (default: ipc:// in the run folder)")
+    p.add_argument("--connect", help="scheduler endpoint (default: discovered from the run)")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for the run and its scheduler to appear")
     p.add_argument("--config", help="odop config file (TOML)")
     p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -27,17 +37,35 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from odop.engine.agent import serve
     from odop.engine.spawn import all_cpus
+    from odop.launch import discover
     from odop.launch.embedded import node_name
     from odop.procs import die_with_parent
+    from odop.protocol import transport
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
     os.sched_setaffinity(0, all_cpus())  # not the cores of the rank that started us
     config = load_config(args.config)
-    paths = resolve_run(args.run, config.home_path)
-    serve(Path(paths.root), args.node or node_name(),
-          sim_pids=[int(p) for p in args.sim_pids.split(",") if p],
+    paths = _wait_run(args.run, config.home_path, args.wait)
+    transport.use_run(paths.root)
+    node = args.node or node_name()
+    endpoint = args.connect or discover.scheduler_endpoint(paths, wait_s=args.wait)
+    discover.claim_agent(paths, node, os.getpid())
+    serve(Path(paths.root), node, sim_pids=[int(p) for p in args.sim_pids.split(",") if p],
+          sim_root=args.sim_root,
           cores=[int(c) for c in args.cores.split(",")] if args.cores else None,
-          interval_s=args.interval or config.sample_interval_s, endpoint=args.connect,
+          interval_s=args.interval or config.sample_interval_s, endpoint=endpoint,
           grace_s=config.stop_grace_s)
     return 0
+
+
+def _wait_run(run: str, home: Path, wait_s: float) -> RunPaths:
+    """The run folder, waiting up to ``wait_s`` seconds for its creator (a scheduler)."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            return resolve_run(run, home)
+        except OdopError:
+            if time.monotonic() >= end:
+                raise
+            time.sleep(0.2)

@@ -1,4 +1,8 @@
-"""``odop scheduler``: serve one run's queue (also ``python scripts/scheduler.py``)."""
+"""``odop scheduler``: serve one run's queue (also ``python scripts/scheduler.py``).
+
+The run is created if new (with its CURVE keys); the bound endpoint is announced in
+``<run>/scheduler.endpoint`` so that agents and ranks find it.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +18,44 @@ from odop.paths import RunPaths, runs_folder
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("scheduler", help="run the scheduler of a run")
     p.add_argument("--run", required=True, help="run name (created if new) or run folder")
-    p.add_argument("--bind", help="endpoint to bind (default: ipc:// in the run folder)")
+    p.add_argument("--bind", help="endpoint to bind, e.g. tcp://*:5555 or tcp://host:* "
+                   "(default: $ODOP_SCHEDULER_BIND, else ipc:// in the run folder)")
     p.add_argument("--config", help="odop config file (TOML)")
     p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
+def prepare_run(run: str, home: Path) -> RunPaths:
+    """The run folder for ``run`` (a name or a path), created with its keys if new."""
+    from odop.protocol import keys
+
+    folder = Path(run) if "/" in run else runs_folder(home) / run
+    paths = RunPaths(folder.resolve()).create()
+    keys.generate(paths.root)
+    if not paths.db.exists():
+        from odop.store.executions import RunStore
+
+        store = RunStore(paths.db)
+        store.set_meta("run", paths.name)
+        store.close()
+    return paths
+
+
 def run(args: argparse.Namespace) -> int:
     from odop.engine.spawn import all_cpus
     from odop.procs import die_with_parent
+    from odop.protocol import transport
     from odop.scheduler.service import serve
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
     os.sched_setaffinity(0, all_cpus())  # not the cores of the rank that started us
     config = load_config(args.config)
-    folder = Path(args.run) if "/" in args.run else runs_folder(config.home_path) / args.run
-    serve(RunPaths(folder.resolve()).create().root, config, endpoint=args.bind,
-          parent_pid=args.parent_pid)
+    paths = prepare_run(args.run, config.home_path)
+    transport.use_run(paths.root)
+    bind = args.bind or os.environ.get("ODOP_SCHEDULER_BIND") or None
+    try:
+        serve(paths.root, config, endpoint=bind, parent_pid=args.parent_pid)
+    finally:
+        transport.withdraw(paths.root)
     return 0

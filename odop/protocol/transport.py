@@ -1,28 +1,128 @@
 """Sockets: every odop socket is made here, so security and options live in one place.
 
-``ipc://`` endpoints sit in the run folder (0700); ``tcp://`` endpoints must be secured with
-CURVE keys generated per run (see odop/protocol/keys.py and docs/security.md).
+``ipc://`` endpoints sit in the run folder (0700): the file system is the access control.
+``tcp://`` endpoints are always secured with the run's CURVE keys (odop/protocol/keys.py):
+the scheduler's ROUTER is a CURVE server whose ZAP handler accepts only the public keys in
+``<run>/keys/authorized/``; DEALERs are CURVE clients holding the scheduler's public key.
+A process says which run it serves with :func:`use_run` (the CLI and ``odop.start`` do);
+the scheduler's bound endpoint is then announced in ``<run>/scheduler.endpoint``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
+from pathlib import Path
+
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from odop.errors import OdopError
+from odop.protocol import keys as curve
+
+ENDPOINT_FILE = "scheduler.endpoint"
+_run: Path | None = None
+_auth: ThreadAuthenticator | None = None
+_auth_lock = threading.Lock()
+_announced: dict[Path, str] = {}
 
 
-def router(endpoint: str) -> zmq.Socket:
-    """The scheduler's socket: agents and clients connect to it."""
+def use_run(run_root: Path | str | None) -> None:
+    """Make ``run_root`` the run whose keys secure tcp:// and where binds are announced."""
+    global _run
+    _run = Path(run_root) if run_root is not None else None
+
+
+def is_tcp(endpoint: str) -> bool:
+    return endpoint.startswith("tcp://")
+
+
+def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
+    """The scheduler's socket: agents and clients connect to it; announced if a run is set."""
+    root = run_root or _run
     sock = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
+    if is_tcp(endpoint):
+        _curve_server(sock, _keys(root, endpoint))
     sock.bind(endpoint)
+    if root is not None:
+        announce(root, public_endpoint(sock.getsockopt_string(zmq.LAST_ENDPOINT)))
     return sock
 
 
-def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0) -> zmq.Socket:
-    """An agent's or a client's socket to the scheduler."""
+def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0,
+           run_root: Path | None = None) -> zmq.Socket:
+    """An agent's or a client's socket to the scheduler (a CURVE client over tcp://)."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     if identity is not None:
         sock.setsockopt(zmq.IDENTITY, identity)
     sock.setsockopt(zmq.LINGER, linger_ms)
     sock.setsockopt(zmq.SNDHWM, 100_000)
+    if is_tcp(endpoint):
+        keys = _keys(run_root or _run, endpoint)
+        public, secret = curve.client_pair(keys)
+        sock.curve_serverkey = curve.load_public(keys.server_public)
+        sock.curve_publickey, sock.curve_secretkey = public, secret
     sock.connect(endpoint)
     return sock
+
+
+def _keys(root: Path | None, endpoint: str) -> curve.RunKeys:
+    if root is None:
+        raise OdopError(f"endpoint {endpoint} is tcp:// and needs a run's CURVE keys; "
+                        "call transport.use_run(<run folder>) first")
+    keys = curve.RunKeys.of(root)
+    if not keys.exists():
+        raise curve.CurveKeyError(f"run {root} has no CURVE keys under {keys.folder}; "
+                                  "they are made when the run is created")
+    return keys
+
+
+def _curve_server(sock: zmq.Socket, keys: curve.RunKeys) -> None:
+    global _auth
+    domain = str(keys.folder)
+    with _auth_lock:
+        if _auth is None:
+            _auth = ThreadAuthenticator(zmq.Context.instance())
+            _auth.start()
+        _auth.configure_curve(domain=domain, location=str(keys.authorized))
+    public, secret = curve.load_pair(keys.server_secret)
+    sock.zap_domain = domain.encode()
+    sock.curve_publickey, sock.curve_secretkey = public, secret
+    sock.curve_server = True
+
+
+def public_endpoint(endpoint: str) -> str:
+    """An endpoint others can connect to: a wildcard tcp host becomes this host's name."""
+    if is_tcp(endpoint):
+        host, _, port = endpoint[len("tcp://"):].rpartition(":")
+        if host in ("0.0.0.0", "*", "[::]", "::"):
+            return f"tcp://{socket.gethostname()}:{port}"
+    return endpoint
+
+
+def announce(run_root: Path, endpoint: str) -> None:
+    """Write ``<run>/scheduler.endpoint`` atomically (one line: the endpoint)."""
+    path = Path(run_root) / ENDPOINT_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(endpoint + "\n")
+    os.replace(tmp, path)
+    _announced[Path(run_root)] = endpoint
+
+
+def withdraw(run_root: Path) -> None:
+    """Remove the announcement this process made, unless a newer scheduler replaced it."""
+    mine = _announced.pop(Path(run_root), None)
+    if mine is not None and announced(run_root) == mine:
+        with contextlib.suppress(OSError):
+            (Path(run_root) / ENDPOINT_FILE).unlink()
+
+
+def announced(run_root: Path) -> str | None:
+    """The endpoint the run's scheduler announced, or None."""
+    try:
+        return (Path(run_root) / ENDPOINT_FILE).read_text().strip() or None
+    except OSError:
+        return None
