@@ -217,6 +217,7 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
         "util": cpu.get("util", []),
         "sim_bound": bound if bound and len(bound) < len(cores) else [],
         "sim_cpu": sum(p.get("cpu", 0.0) for p in sim),
+        "sim_n": len(sim),
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
     }

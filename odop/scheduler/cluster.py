@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,10 @@ class Node:
     cores: list[int]
     util: list[float] = field(default_factory=list)
     sim_bound: frozenset[int] = frozenset()
+    sim_n: int = 0
+    """Simulation processes the agent sees on this node."""
+    sim_cpu: float = 0.0
+    """Cores' worth of CPU the simulation used over the last sample."""
     granted: dict[int, str] = field(default_factory=dict)
     """core -> execution holding it; a grant is held until the task is paused, moved or gone."""
     sim_alive: bool = True
@@ -28,6 +33,8 @@ class Node:
     def update(self, view: dict[str, Any], sim_alive: bool) -> None:
         self.util = [float(u) for u in view.get("util", [])]
         self.sim_bound = frozenset(int(c) for c in view.get("sim_bound", []))
+        self.sim_n = int(view.get("sim_n", 0))
+        self.sim_cpu = float(view.get("sim_cpu", 0.0))
         self.sim_alive = sim_alive
         self.power_w = view.get("power_w")
         self.power_source = view.get("power_source", "")
@@ -36,11 +43,15 @@ class Node:
 
     def sim_cores(self, threshold: float) -> set[int]:
         """Cores the simulation holds: those its ranks are bound to, or, for unbound ranks,
-        those busy above ``threshold`` (0..1) that no task of ours was granted."""
+        the busiest cores above ``threshold`` (0..1) that no task of ours was granted, as
+        many as the simulation's CPU use accounts for."""
         if self.sim_bound:
             return set(self.sim_bound)
-        return {c for c, u in zip(self.cores, self.util, strict=False)
-                if u > threshold and c not in self.granted}
+        if not self.sim_n:
+            return set()
+        busy = sorted(((u, c) for c, u in zip(self.cores, self.util, strict=False)
+                       if u > threshold and c not in self.granted), reverse=True)
+        return {c for _, c in busy[:max(1, math.ceil(self.sim_cpu - 0.25))]}
 
     def free(self, *, sim_running: bool, threshold: float) -> list[int]:
         """Cores free for a new task now, in core order."""

@@ -35,6 +35,8 @@ from odop.store.states import ExecState
 log = logging.getLogger("odop.scheduler")
 LOST_S = 5.0
 """An execution its agent no longer reports for this long is lost (and requeued)."""
+LOST_RETRIES = 3
+"""Requeues of lost executions (node or agent gone) on top of the task's own retries."""
 
 
 class SchedulerService:
@@ -252,11 +254,14 @@ class SchedulerService:
             log.warning("late start report: %s", exc)
 
     def _on_exited(self, ident: bytes, msg: Any) -> None:
-        self._send(ident, MsgType.ACK, ref=msg["id"])
         execution = msg["execution"]
         row = self.store.get(execution)
-        if row is None or ExecState(row["state"]).terminal or execution not in self.decider.active:
-            return  # a resent report of an exit already recorded
+        if row is not None and execution in self.decider.active:
+            self._record_exit(row, msg)
+        self._send(ident, MsgType.ACK, ref=msg["id"])  # only once it is in the database
+
+    def _record_exit(self, row: dict[str, Any], msg: Any) -> None:
+        execution = row["id"]
         self.decider.release(execution)
         self.missing.pop(execution, None)
         usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
@@ -337,16 +342,23 @@ class SchedulerService:
             self._drained()
 
     def _lost(self, execution: str, reason: str) -> None:
+        """Its agent does not run it: requeue it (a lost execution is not the task's fault),
+        up to LOST_RETRIES times beyond its own retries, then record it failed."""
         self.decider.release(execution)
         self.missing.pop(execution, None)
         row = self.store.get(execution)
         if row is None or ExecState(row["state"]).terminal:
             return
-        usage = {"exit_code": None, "signal": None, "reason": reason, "cpu_s": 0.0,
-                 "max_rss_bytes": 0, "wall_s": 0.0}
-        self.store.transition(execution, ExecState.FAILED, detail=reason, ended_at=time.time(),
-                              **usage)
-        self._maybe_retry(dict(row, attempt=row["attempt"]), reason)
+        spec = self.decider.specs.get(row["task"], {})
+        never_started = row["state"] == ExecState.PLACED.value
+        if never_started or row["attempt"] < spec.get("max_retries", 0) + LOST_RETRIES:
+            attempt = row["attempt"] + (0 if never_started else 1)
+            self.store.transition(execution, ExecState.QUEUED, detail=f"requeued, {reason}",
+                                  attempt=attempt, node=None, cores=None, pid=None)
+            self.decider.enqueue(self._pending(self.store.get(execution) or {}))
+        else:
+            self.store.transition(execution, ExecState.FAILED, detail=reason, reason=reason,
+                                  ended_at=time.time())
         self.dirty = True
 
     def _drained(self) -> None:
