@@ -18,9 +18,10 @@ def decider(selection: str = "fifo", placement: str = "first_fit") -> Decider:
 
 
 def node(name: str, cores: int, util: list[float] | None = None,
-         bound: list[int] | None = None) -> Node:
+         bound: list[int] | None = None, sim_cpu: float = 0.0) -> Node:
     n = Node(name, name.encode(), list(range(cores)))
-    n.update({"util": util or [0.0] * cores, "sim_bound": bound or []}, sim_alive=True)
+    n.update({"util": util or [0.0] * cores, "sim_bound": bound or [], "sim_n": 2,
+              "sim_cpu": sim_cpu}, sim_alive=True)
     return n
 
 
@@ -40,10 +41,28 @@ def test_bound_simulation_cores_are_never_granted() -> None:
 
 def test_unbound_simulation_busy_cores_are_not_idle() -> None:
     d = decider()
-    d.add_node(node("a", 4, util=[0.9, 0.1, 0.95, 0.0]))
+    d.add_node(node("a", 4, util=[0.9, 0.1, 0.95, 0.0], sim_cpu=1.85))
     for i in range(4):
         d.enqueue(pend(i))
     assert sorted(c for p in d.cycle(0.0) for c in p.cores) == [1, 3]
+
+
+def test_busy_cores_count_for_the_simulation_only_as_far_as_its_cpu_use() -> None:
+    d = decider()
+    d.add_node(node("a", 4, util=[0.9, 0.9, 0.95, 0.0], sim_cpu=1.0))  # others load 2 cores
+    for i in range(4):
+        d.enqueue(pend(i))
+    assert sorted(c for p in d.cycle(0.0) for c in p.cores) == [0, 1, 3]
+
+
+def test_a_node_without_simulation_offers_every_core() -> None:
+    d = decider()
+    n = Node("a", b"a", [0, 1])
+    n.update({"util": [1.0, 1.0]}, sim_alive=True)
+    d.add_node(n)
+    d.enqueue(pend(0))
+    d.enqueue(pend(1))
+    assert len(d.cycle(0.0)) == 2
 
 
 def test_a_grant_holds_until_released_however_idle_the_task_is() -> None:
