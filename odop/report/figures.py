@@ -106,6 +106,11 @@ def core_heatmap(data: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _label_frac(task: str) -> float:
+    """Fraction of the heatmap's width a box needs to hold its label (7-point text)."""
+    return (max(len(task), 6) * 4.6 + 10) / (0.78 * 11 * DPI)
+
+
 def _execution_boxes(ax: Any, data: RunData, rows: dict[tuple[str, int], int], t0: float
                      ) -> list[Any]:
     """Draw each running span as a box per held core; returns the legend handles."""
@@ -122,14 +127,18 @@ def _execution_boxes(ax: Any, data: RunData, rows: dict[tuple[str, int], int], t
                     continue
                 ax.add_patch(Rectangle((a - t0, row - 0.38), b - a, 0.76, lw=1.0,
                                        fc=(*colours[e["task"]][:3], 0.35),
-                                       ec=colours[e["task"]]))
-                if i == 0 and (b - a) > 0.04 * xmax:
+                                       ec=colours[e["task"]],
+                                       hatch="xx" if e["state"] == "failed" else None))
+                if i == 0 and (b - a) / xmax > _label_frac(e["task"]):
                     ax.text((a + b) / 2 - t0, row, f"{e['task']}\n{e['id'][:6]}", ha="center",
                             va="center", fontsize=7, clip_on=True,
                             bbox={"fc": "white", "alpha": 0.7, "lw": 0, "pad": 1})
     ax.set_xlim(min([0.0, *(s.edges()[0] - t0 for s in data.nodes.values() if s.t.size)]),
                 max([xmax, *(s.t[-1] - t0 for s in data.nodes.values() if s.t.size)]))
-    return [Patch(fc=(*c[:3], 0.35), ec=c, label=f"task {t}") for t, c in colours.items()]
+    handles = [Patch(fc=(*c[:3], 0.35), ec=c, label=f"task {t}") for t, c in colours.items()]
+    if any(e["state"] == "failed" for e in data.executions):
+        handles.append(Patch(fc="white", ec="grey", hatch="xx", label="failed"))
+    return handles
 
 
 def settled(q: QueueSeries, within_s: float = 0.05) -> QueueSeries:
@@ -174,7 +183,7 @@ def energy_figure(data: RunData, nodes: dict[str, NodeEnergy], signal_source: st
         top.plot(ne.t - t0, ne.watts, marker=".", label=f"{node} (source: {ne.power_source})")
         bottom.step(ne.t - t0, ne.carbon, where="post", color="tab:green",
                     label=f"grid intensity ({signal_source})" if node == min(nodes) else None)
-        right.plot(ne.t - t0, ne.cum_gco2, color="tab:red", label=f"cumulative gCO2 {node}")
+        right.plot(ne.t - t0, ne.cum_gco2, color="tab:purple", label=f"cumulative gCO2 {node}")
     for ax in (top, bottom):
         _sim_end_line(ax, data, t0)
         ax.grid(alpha=0.3)
@@ -235,11 +244,12 @@ def phases_figure(data: RunData, path: Path) -> Path | None:
                        color=colours[p.name])
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=n) for n, c in colours.items()], loc="upper right",
-              title="phase", fontsize=8)
+    ax.legend(handles=[Patch(color=c, label=n) for n, c in colours.items()], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), title="phase", fontsize=8)
     _sim_end_line(ax, data, t0)
     ax.set_yticks(range(len(ranks)))
     ax.set_yticklabels([f"{n} rank {r}" for n, r in ranks])
+    ax.set_ylabel("node, MPI rank")
     ax.set_xlabel("time since run start (s)")
     ax.set_title(f"Run {data.name}: simulation phases")
     return _save(fig, path)
