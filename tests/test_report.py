@@ -168,3 +168,16 @@ def test_cli_unknown_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ODOP_HOME", str(tmp_path))
     with pytest.raises(OdopError, match="run 'nope' not found"):
         _cli("nope")
+
+
+def test_report_of_an_empty_run(tmp_path: Path) -> None:
+    from odop.store.executions import RunStore
+
+    run = tmp_path / "runs" / "empty"
+    run.mkdir(parents=True)
+    store = RunStore(run / "odop.db")
+    store.set_meta("started", T0)
+    store.close()
+    page, report = build_report(run)
+    assert report.figures == {} and report.headline["executions"] == 0
+    assert report.headline["sim_wall_s"] is None and "Nothing to draw" in page.read_text()

@@ -66,8 +66,9 @@ def draw(report: Report, out: Path) -> dict[str, Path]:
     d = report.data
     out.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path | None] = {
-        "cores": figures.core_heatmap(d, out / "cores.png"),
-        "queue": figures.queue_figure(d, metrics.queue_series(d.events), out / "queue.png"),
+        "cores": figures.core_heatmap(d, out / "cores.png") if figures.core_rows(d) else None,
+        "queue": (figures.queue_figure(d, metrics.queue_series(d.events), out / "queue.png")
+                  if d.events else None),
         "energy": (figures.energy_figure(d, report.nodes, report.headline["signal_source"],
                                          out / "energy.png") if report.nodes else None),
         "tasks": (figures.task_stats_figure(d, report.task_stats, out / "tasks.png")

@@ -102,7 +102,7 @@ def core_heatmap(data: RunData, path: Path) -> Path:
     ax.set_title(f"Run {data.name}: core utilisation and task executions")
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-              ncol=min(6, len(handles)), fontsize=8, frameon=False)
+              ncol=max(1, min(6, len(handles))), fontsize=8, frameon=False)
     return _save(fig, path)
 
 

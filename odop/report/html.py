@@ -117,7 +117,10 @@ def _figures(report: Report) -> str:
                    f"<figcaption>{_e(CAPTIONS.get(key, key))} File: "
                    f"<a href='{_e(Path(path).name)}'>{_e(Path(path).name)}</a></figcaption>"
                    f"</figure>")
-    if not report.data.nodes:
+    if not report.figures:
+        out.append("<p class='note'>Nothing to draw: the run has no executions and no "
+                   "samples yet.</p>")
+    elif not report.data.nodes:
         out.append("<p class='note'>No observer samples were recorded: no utilisation or "
                    "power figure, and no energy per execution.</p>")
     return "\n".join(out)
