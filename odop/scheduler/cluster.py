@@ -1,11 +1,21 @@
-"""What the scheduler knows of each node: its cores, the simulation's use, and its grants."""
+"""What the scheduler knows of each node: its cores, the simulation's use, and its grants.
+
+A node keeps its free cores cached and updates them on a sample, a grant or a release,
+so a scheduling cycle never recomputes a node that did not change. :class:`FreeIndex`
+holds every node's free cores indexed by free count, for placements over many nodes.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -29,10 +39,27 @@ class Node:
     power_source: str = ""
     sampled: bool = False
     """No core is offered before the first sample says where the simulation runs."""
+    listener: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
+    """Called with the node's name whenever its free cores may have changed."""
+    _free: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _free_for: tuple[bool, float] = field(default=(True, 0.0), init=False, repr=False,
+                                          compare=False)
+    _held: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
+    """execution -> the cores granted to it, to release without a scan."""
+    _rank: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _util: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False, repr=False,
+                              compare=False)
+    _util_of: list[float] | None = field(default=None, init=False, repr=False, compare=False)
+    """The ``util`` list that ``_util`` (its array) was made from."""
+    _rank_of: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def update(self, view: dict[str, Any], sim_alive: bool) -> None:
-        self.util = [float(u) for u in view.get("util", [])]
-        self.sim_bound = frozenset(int(c) for c in view.get("sim_bound", []))
+        self._util = np.asarray(view.get("util", []), dtype=float)
+        self.util = self._util_of = self._util.tolist()
+        bound = frozenset(int(c) for c in view.get("sim_bound", []))
+        same = self.sampled and bool(bound) and bound == self.sim_bound
+        self.sim_bound = bound
         self.sim_n = int(view.get("sim_n", 0))
         self.sim_cpu = float(view.get("sim_cpu", 0.0))
         self.sim_alive = sim_alive
@@ -40,6 +67,8 @@ class Node:
         self.power_source = view.get("power_source", "")
         self.last_seen = time.monotonic()
         self.sampled = True
+        if not same:  # bound ranks on the same cores: free cores do not depend on the rest
+            self._changed()
 
     def sim_cores(self, threshold: float) -> set[int]:
         """Cores the simulation holds: those its ranks are bound to, or, for unbound ranks,
@@ -49,23 +78,178 @@ class Node:
             return set(self.sim_bound)
         if not self.sim_n:
             return set()
-        busy = sorted(((u, c) for c, u in zip(self.cores, self.util, strict=False)
-                       if u > threshold and c not in self.granted), reverse=True)
-        return {c for _, c in busy[:max(1, math.ceil(self.sim_cpu - 0.25))]}
+        n = min(len(self.cores), len(self.util))
+        util = self._util if self._util_of is self.util else np.asarray(self.util, dtype=float)
+        busy = util[:n] > threshold
+        if self.granted:
+            rank = self._rank if self._rank_of is self.cores else self._ranks()
+            busy[[i for i in map(rank.get, self.granted) if i is not None and i < n]] = False
+        idx = np.flatnonzero(busy)
+        want = max(1, math.ceil(self.sim_cpu - 0.25))
+        cores = np.asarray(self.cores[:n])
+        if idx.size > want:  # the busiest first, higher core first among equals
+            idx = idx[np.lexsort((cores[idx], util[idx]))[-want:]]
+        return set(cores[idx].tolist())
 
     def free(self, *, sim_running: bool, threshold: float) -> list[int]:
-        """Cores free for a new task now, in core order."""
+        """Cores free for a new task now, in core order (a new list)."""
+        return list(self.free_view(sim_running, threshold))
+
+    def free_view(self, sim_running: bool, threshold: float) -> list[int]:
+        """:meth:`free` without the copy: cached until the node changes; do not mutate it."""
         if not self.sampled:
             return []
-        busy = set(self.granted)
-        if sim_running:
-            busy |= self.sim_cores(threshold)
-        return [c for c in self.cores if c not in busy]
+        if self._free is None or self._free_for != (sim_running, threshold):
+            busy = self.sim_cores(threshold) if sim_running else set()
+            busy.update(self.granted)
+            self._free = [c for c in self.cores if c not in busy]
+            self._free_for = (sim_running, threshold)
+        return self._free
 
-    def grant(self, cores: list[int], execution: str) -> None:
+    def grant(self, cores: Sequence[int], execution: str) -> None:
         for c in cores:
             self.granted[c] = execution
+        self._held.setdefault(execution, []).extend(cores)
+        free, k = self._free, len(cores)
+        if free is not None and free[:k] == list(cores):
+            self._free = free[k:]  # the usual case: the first free cores were taken
+        elif free is not None and set(cores).issubset(free):
+            taken = set(cores)
+            self._free = [c for c in free if c not in taken]
+        else:
+            self._free = None
+        self._notify()
 
     def release(self, execution: str) -> None:
-        for c in [c for c, e in self.granted.items() if e == execution]:
+        held = self._held.pop(execution, None)
+        if held is None:
+            held = [c for c, e in self.granted.items() if e == execution]
+        back = [c for c in held if self.granted.get(c) == execution]
+        for c in back:
             del self.granted[c]
+        free = self._free
+        running = self._free_for[0]
+        if free is not None and (self.sim_bound or not running):
+            rank = self._rank if self._rank_of is self.cores else self._ranks()
+            back = [c for c in back if c in rank and (not running or c not in self.sim_bound)]
+            self._free = sorted(free + back, key=rank.__getitem__) if back else free
+            self._notify()  # bound ranks or no simulation: the cores simply come back
+        else:
+            self._changed()
+
+    def _ranks(self) -> dict[int, int]:
+        self._rank = {c: i for i, c in enumerate(self.cores)}
+        self._rank_of = self.cores
+        return self._rank
+
+    def _changed(self) -> None:
+        self._free = None
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.listener is not None:
+            self.listener(self.name)
+
+
+class FreeIndex(Mapping[str, Sequence[int]]):
+    """Free cores of every node (name -> cores in core order, nodes in insertion order),
+    indexed by free count so that a placement over 1,000 nodes needs no scan of them all.
+
+    Read it like a dict; :meth:`set` changes one node in O(log nodes)."""
+
+    def __init__(self, free: Mapping[str, Sequence[int]] | None = None) -> None:
+        self._free: dict[str, Sequence[int]] = {}
+        self._pos: dict[str, int] = {}
+        self._names: list[str] = []
+        self._live: list[int] = []
+        """Sorted positions of the nodes with at least one free core."""
+        self._buckets: dict[int, list[str]] = {}
+        """Free count (> 0) -> sorted names of the nodes with that many free cores."""
+        self._counts: list[int] = []
+        """Sorted free counts that have a bucket."""
+        self.total = 0
+        """Free cores over all nodes."""
+        for name, cores in (free or {}).items():
+            self.set(name, cores)
+
+    @classmethod
+    def of(cls, free: Mapping[str, Sequence[int]]) -> FreeIndex:
+        """``free`` itself when it is an index, else an index of it."""
+        return free if isinstance(free, FreeIndex) else cls(free)
+
+    def __getitem__(self, name: str) -> Sequence[int]:
+        return self._free[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def set(self, name: str, cores: Sequence[int]) -> None:
+        """Node ``name`` has these free cores now (a new node goes last)."""
+        pos = self._pos.get(name)
+        old = 0
+        if pos is None:
+            pos = self._pos[name] = len(self._names)
+            self._names.append(name)
+        else:
+            old = len(self._free[name])
+        self._free[name] = cores
+        new = len(cores)
+        if new == old:
+            return
+        self.total += new - old
+        if old:
+            self._unbucket(old, name)
+        else:
+            insort(self._live, pos)
+        if new:
+            self._bucket(new, name)
+        else:
+            del self._live[bisect_left(self._live, pos)]
+
+    def _bucket(self, count: int, name: str) -> None:
+        names = self._buckets.get(count)
+        if names is None:
+            names = self._buckets[count] = []
+            insort(self._counts, count)
+        insort(names, name)
+
+    def _unbucket(self, count: int, name: str) -> None:
+        names = self._buckets[count]
+        del names[bisect_left(names, name)]
+        if not names:
+            del self._buckets[count]
+            del self._counts[bisect_left(self._counts, count)]
+
+    def position(self, name: str) -> int:
+        return self._pos[name]
+
+    def max_count(self) -> int:
+        """The most free cores on any one node."""
+        return self._counts[-1] if self._counts else 0
+
+    def first(self, want: int, start: int = 0) -> str | None:
+        """The first node at or after position ``start`` (then from the beginning) with at
+        least ``want`` free cores."""
+        if want > self.max_count():
+            return None
+        live = self._live
+        i = bisect_left(live, start)
+        for pos in chain(islice(live, i, None), islice(live, 0, i)):
+            name = self._names[pos]
+            if len(self._free[name]) >= want:
+                return name
+        return None
+
+    def tightest(self, want: int) -> str | None:
+        """The node with the fewest free cores that are at least ``want`` (first by name)."""
+        j = bisect_left(self._counts, max(want, 1))
+        return self._buckets[self._counts[j]][0] if j < len(self._counts) else None
+
+    def loosest(self, want: int) -> str | None:
+        """The node with the most free cores if at least ``want`` (last by name)."""
+        if not self._counts or self._counts[-1] < want:
+            return None
+        return self._buckets[self._counts[-1]][-1]

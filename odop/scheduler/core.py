@@ -1,21 +1,27 @@
 """The decision core: one scheduling cycle over the queue and the nodes. No I/O here.
 
-A cycle computes each node's free cores, asks the selection for the queue order and the
-placement for cores, and returns the placements; the service turns them into commands.
-Grants are the scheduler's own: a granted core stays taken until the task is paused,
-moved or gone, however little CPU the task uses.
+A cycle takes each node's free cores, the queue in the selection's order and the
+placement's choice of cores, and returns the placements; the service turns them into
+commands. Grants are the scheduler's own: a granted core stays taken until the task is
+paused, moved or gone, however little CPU the task uses.
+
+Everything a cycle reads is kept up to date as events arrive, so a cycle costs what it
+places, not the size of the cluster: nodes cache their free cores and report changes;
+the free-core index is updated for changed nodes only; the queue is kept sorted by the
+selection's key; a cycle stops as soon as no core is left.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from odop.scheduler.cluster import Node
+from odop.scheduler.cluster import FreeIndex, Node
 from odop.scheduler.placement import Placement
-from odop.scheduler.selection import Pending, Selection
+from odop.scheduler.selection import Pending, Queue, Selection
 
 
 @dataclass(frozen=True)
@@ -27,23 +33,90 @@ class Placed:
     cores: list[int]
 
 
+class _Nodes(dict[str, Node]):
+    """The decider's nodes by name; adding, replacing or removing one re-indexes."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        super().__init__()
+        self._changed = changed
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        super().__setitem__(name, node)
+        self._changed()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Node]:
+        self._changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def update(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+        self._changed()
+        super().update(*args, **kw)
+
+    def setdefault(self, name: str, node: Node) -> Node:  # type: ignore[override]
+        self._changed()
+        return super().setdefault(name, node)
+
+
 class Decider:
     """Queue, nodes and grants, and the cycle that matches them."""
 
     def __init__(self, selection: Selection, placement: Placement, *,
                  busy_threshold: float = 0.5) -> None:
         self.selection, self.placement = selection, placement
-        self.busy_threshold = busy_threshold
-        self.nodes: dict[str, Node] = {}
-        self.pending: dict[str, Pending] = {}
+        self._threshold, self._sim_running = busy_threshold, True
+        self._index = FreeIndex()
+        self._stale = True
+        """Rebuild the index on the next cycle (node set, threshold or sim state changed)."""
+        self._dirty: set[str] = set()
+        """Nodes whose free cores may have changed since the index last saw them."""
+        self.nodes: dict[str, Node] = _Nodes(self._restale)
+        self.pending: Queue = Queue(selection)
+        """Queued executions by id; delete from it directly to drop one."""
         self.active: dict[str, tuple[str, str, list[int]]] = {}
         """execution -> (task, node, cores) for placed, running and paused executions."""
         self.per_task: Counter[str] = Counter()
         self.specs: dict[str, dict[str, Any]] = {}
-        self.sim_running = True
+
+    @property
+    def sim_running(self) -> bool:
+        return self._sim_running
+
+    @sim_running.setter
+    def sim_running(self, value: bool) -> None:
+        self._sim_running = value
+        self._stale = True
+
+    @property
+    def busy_threshold(self) -> float:
+        """Utilisation (0..1) above which a core of unbound ranks counts as busy."""
+        return self._threshold
+
+    @busy_threshold.setter
+    def busy_threshold(self, value: float) -> None:
+        self._threshold = value
+        self._stale = True
+
+    def _restale(self) -> None:
+        self._stale = True
 
     def enqueue(self, p: Pending) -> None:
         self.pending[p.execution] = p
+
+    def resort(self) -> None:
+        """Re-sort the queue after an input of the selection's key changed."""
+        self.pending.resort()
 
     def activate(self, execution: str, task: str, node: str, cores: list[int]) -> None:
         """Record an execution holding ``cores`` on ``node`` (also after a restart)."""
@@ -66,38 +139,63 @@ class Decider:
 
     def add_node(self, node: Node) -> None:
         """A node (new, or back after a restart) re-takes the grants recorded for it."""
+        node.listener = self._dirty.add
         self.nodes[node.name] = node
         for execution, (_, where, cores) in self.active.items():
             if where == node.name:
                 node.grant(cores, execution)
 
     def free_cores(self) -> dict[str, list[int]]:
-        return {name: node.free(sim_running=self.sim_running, threshold=self.busy_threshold)
-                for name, node in self.nodes.items()}
+        """Free cores per node now (new lists)."""
+        index = self._refresh()
+        return {name: list(index[name]) for name in index}
+
+    def _refresh(self) -> FreeIndex:
+        """The free-core index, brought up to date with the nodes that changed."""
+        running, threshold = self._sim_running, self._threshold
+        if self._stale:
+            self._stale = False
+            self._dirty.clear()
+            self._index = FreeIndex({name: node.free_view(running, threshold)
+                                     for name, node in self.nodes.items()})
+        elif self._dirty:
+            for name in self._dirty:
+                node = self.nodes.get(name)
+                if node is not None:
+                    self._index.set(name, node.free_view(running, threshold))
+            self._dirty.clear()
+        return self._index
 
     def cycle(self, now: float) -> list[Placed]:
         """Place as many queued executions as the free cores allow."""
         if not self.pending:
             return []
-        free = self.free_cores()
-        left = sum(len(c) for c in free.values())
+        free = self._refresh()
+        if free.total <= 0:
+            return []
         placed: list[Placed] = []
-        for p in self.selection.order(list(self.pending.values()), now):
-            if left <= 0:
-                break
-            spec = self.specs.get(p.task)
-            if spec is None or p.not_before > now or not self._may_run(p.task, spec):
+        wants: dict[str, tuple[int, int]] = {}
+        specs, per_task, place = self.specs, self.per_task, self.placement.place
+        for p in self.pending.ordered(now):
+            task = p.task
+            spec = specs.get(task)
+            if spec is None or p.not_before > now:
                 continue
-            want_min, want_max = cores_wanted(spec)
-            choice = self.placement.place(free, want_min, want_max)
+            limit = spec.get("max_runs")
+            if limit is not None and per_task[task] >= limit:
+                continue
+            want = wants.get(task) or wants.setdefault(task, cores_wanted(spec))
+            if want[0] > free.max_count():
+                continue  # nothing fits it, and cores only get fewer in a cycle
+            choice = place(free, want[0], want[1])
             if choice is None:
                 continue
             node, cores = choice
-            taken = set(cores)
-            free[node] = [c for c in free[node] if c not in taken]
-            left -= len(cores)
-            self.activate(p.execution, p.task, node, cores)
+            self.activate(p.execution, task, node, cores)
+            free = self._refresh()
             placed.append(Placed(p, node, cores))
+            if free.total <= 0:
+                break
         return placed
 
     def _may_run(self, task: str, spec: dict[str, Any]) -> bool:

@@ -1,7 +1,10 @@
 """Placement algorithms: which free cores of which node an execution gets.
 
 A placement is one small class: ``name`` and ``place(free, want_min, want_max)`` returning
-``(node, cores)`` or None when nothing fits. ``free`` maps node name to its free cores.
+``(node, cores)`` or None when nothing fits. ``free`` maps node name to its free cores
+(in core order, nodes in cluster order); from the decider it is a
+:class:`~odop.scheduler.cluster.FreeIndex`, whose ``first``, ``tightest`` and ``loosest``
+answer "which node" without scanning every node. The built-ins accept any mapping.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 
+from odop.scheduler.cluster import FreeIndex
+
 Choice = tuple[str, list[int]]
 
 
 class Placement(abc.ABC):
-    """Contract: pick between ``want_min`` and ``want_max`` cores on one node, or None."""
+    """Contract: pick between ``want_min`` (>= 1) and ``want_max`` cores on one node, or
+    None when no node has ``want_min`` free cores."""
 
     name: str
 
@@ -22,8 +28,8 @@ class Placement(abc.ABC):
               want_max: int) -> Choice | None: ...
 
 
-def _take(node: str, cores: Sequence[int], want_max: int) -> Choice:
-    return node, list(cores[:want_max])
+def _take(free: Mapping[str, Sequence[int]], node: str | None, want_max: int) -> Choice | None:
+    return None if node is None else (node, list(free[node][:want_max]))
 
 
 class FirstFit(Placement):
@@ -33,38 +39,28 @@ class FirstFit(Placement):
 
     def place(self, free: Mapping[str, Sequence[int]], want_min: int,
               want_max: int) -> Choice | None:
-        for node, cores in free.items():
-            if len(cores) >= want_min:
-                return _take(node, cores, want_max)
-        return None
+        return _take(free, FreeIndex.of(free).first(want_min), want_max)
 
 
 class BestFit(Placement):
-    """The node whose free cores fit the request most tightly (keeps big holes whole)."""
+    """The node whose free cores fit the request most tightly (keeps big holes whole);
+    the first by name among equals."""
 
     name = "best_fit"
 
     def place(self, free: Mapping[str, Sequence[int]], want_min: int,
               want_max: int) -> Choice | None:
-        fits = [(len(c), n) for n, c in free.items() if len(c) >= want_min]
-        if not fits:
-            return None
-        node = min(fits)[1]
-        return _take(node, free[node], want_max)
+        return _take(free, FreeIndex.of(free).tightest(want_min), want_max)
 
 
 class WorstFit(Placement):
-    """The node with the most free cores (spreads load)."""
+    """The node with the most free cores (spreads load); the last by name among equals."""
 
     name = "worst_fit"
 
     def place(self, free: Mapping[str, Sequence[int]], want_min: int,
               want_max: int) -> Choice | None:
-        fits = [(len(c), n) for n, c in free.items() if len(c) >= want_min]
-        if not fits:
-            return None
-        node = max(fits)[1]
-        return _take(node, free[node], want_max)
+        return _take(free, FreeIndex.of(free).loosest(want_min), want_max)
 
 
 class RoundRobin(Placement):
@@ -77,13 +73,13 @@ class RoundRobin(Placement):
 
     def place(self, free: Mapping[str, Sequence[int]], want_min: int,
               want_max: int) -> Choice | None:
-        nodes = list(free)
-        for i in range(len(nodes)):
-            node = nodes[(self._next + i) % len(nodes)]
-            if len(free[node]) >= want_min:
-                self._next = (self._next + i + 1) % len(nodes)
-                return _take(node, free[node], want_max)
-        return None
+        index = FreeIndex.of(free)
+        if not index:
+            return None
+        node = index.first(want_min, self._next % len(index))
+        if node is not None:
+            self._next = (index.position(node) + 1) % len(index)
+        return _take(free, node, want_max)
 
 
 PLACEMENTS: dict[str, type[Placement]] = {
