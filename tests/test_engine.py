@@ -1,4 +1,6 @@
-"""The engine on real child processes: pinning, priority, thread variables, usage, limits."""
+"""The engine on real child processes: pinning, priority, thread variables, usage, limits.
+
+Every Python-task test runs twice: forked by the fork server, and in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ def record(out):
     info = {"affinity": sorted(os.sched_getaffinity(0)), "allowed": allowed,
             "policy": os.sched_getscheduler(0), "nice": os.getpriority(os.PRIO_PROCESS, 0),
             "omp": os.environ.get("OMP_NUM_THREADS"), "pmi": os.environ.get("PMI_RANK"),
-            "pgid_is_pid": os.getpgid(0) == os.getpid()}
+            "pgid_is_pid": os.getpgid(0) == os.getpid(), "ppid": os.getppid()}
     open(out, "w").write(json.dumps(info))
 def boom():
     raise RuntimeError("task failed on purpose")
@@ -32,14 +35,30 @@ def hog():
 def sleepy():
     import time
     time.sleep(60)
+def chatty(megabytes):
+    import sys
+    line = "x" * 1023 + "\\n"
+    for _ in range(megabytes * 1024):
+        sys.stdout.write(line)
+def quits(code):
+    import os
+    os._exit(code)
 '''
 
 
-@pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+@pytest.fixture(params=["forked", "fresh"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     (tmp_path / "mytasks.py").write_text(TASKS)
     monkeypatch.setenv("PMI_RANK", "3")  # as if the engine had been started from a rank
-    return Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path))
+    forked = request.param == "forked"
+    eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), fork_server=forked,
+                 cgroups=None)
+    if forked:
+        assert eng.server is not None and eng.server.wait_ready()
+    yield eng
+    eng.stop_all("test over", wait_s=0.5)
+    eng.close()
 
 
 def spec(tmp_path: Path, func: str, **kw: object) -> dict:
@@ -68,6 +87,8 @@ def test_task_is_pinned_lowered_and_isolated(engine: Engine, tmp_path: Path) -> 
     assert info["policy"] == os.SCHED_IDLE and info["nice"] == 19
     assert info["omp"] == "1" and info["pmi"] is None and info["pgid_is_pid"]
     assert result.cpu_s > 0 and result.max_rss_bytes > 1_000_000
+    forked = engine.server is not None
+    assert (info["ppid"] == engine.server.pid) if forked else info["ppid"] == os.getpid()
 
 
 def test_failure_is_recorded_with_stderr(engine: Engine, tmp_path: Path) -> None:
@@ -98,6 +119,22 @@ def test_pause_resume_and_stop(engine: Engine, tmp_path: Path) -> None:
     assert _state(proc.pid) in "SR"
     exits = engine.stop_all("test over")
     assert exits[0].reason == "test over" and not engine.tasks
+
+
+def test_megabytes_of_output_never_block(engine: Engine, tmp_path: Path) -> None:
+    engine.start("e6", spec(tmp_path, "chatty"), {"megabytes": 20}, [0])
+    result = wait_exit(engine)
+    assert result.exit_code == 0
+    assert (tmp_path / "run/tasks/e6/stdout").stat().st_size == 20 * 2**20
+
+
+def test_early_exit_is_its_own_status(engine: Engine, tmp_path: Path) -> None:
+    engine.start("e7", spec(tmp_path, "quits"), {"code": 5}, [0])
+    assert wait_exit(engine).reason == "exit status 5"
+    engine.start("e8", spec(tmp_path, "nowhere"), {}, [0])
+    result = wait_exit(engine)
+    assert result.exit_code == 98 and "load" in result.reason
+    assert "nowhere" in (tmp_path / "run/tasks/e8/stderr").read_text()
 
 
 def test_missing_program_is_a_clear_error(engine: Engine) -> None:

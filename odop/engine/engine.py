@@ -1,91 +1,207 @@
-"""The engine: starts, pauses, re-pins, stops and reaps a node's tasks. No sockets here."""
+"""The engine: starts, pauses, re-pins, stops and reaps a node's tasks. No sockets here.
+
+Python tasks are forked by the fork server (odop.engine.forkserver) when it is up, and
+otherwise start a fresh interpreter (``python -m odop.engine.worker``); executables and
+``mpi`` tasks are always started with ``posix_spawn`` (odop.engine.spawn). Either way the
+task is a session of its own whose leader's pid is the ``TaskProcess.pid``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from odop.engine.cgroup import CgroupTree
+from odop.engine.exits import Exit, exit_record
+from odop.engine.forkclient import ForkClient, ForkServerError
+from odop.engine.mpi import mpi_argv, threads_per_rank
 from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
-from odop.engine.worker import EXIT_MEMORY, EXIT_SETUP, encode_order
+from odop.engine.worker import encode_order
 
-
-@dataclass(frozen=True)
-class Exit:
-    """How a task ended and what it used (seconds, bytes)."""
-
-    execution: str
-    exit_code: int | None
-    signal: int | None
-    reason: str
-    cpu_s: float
-    max_rss_bytes: int
-    wall_s: float
+__all__ = ["Engine", "Exit", "fill_argv"]
+RESTARTS_PER_MINUTE = 5
+"""Fork-server restarts allowed per minute before the engine stays on the fresh path."""
 
 
 class Engine:
-    """Task processes of one node, each in its own session, pinned to its grant."""
+    """Task processes of one node, each in its own session, pinned to its grant.
+
+    ``fork_server``: fork Python tasks from a warm helper (default); ``cgroups``: the
+    cgroup v2 tree for memory bounds (default: detected; None: rlimits)."""
 
     def __init__(self, run_dir: Path, *, grace_s: float = 5.0, cwd: str | None = None,
-                 base_env: Mapping[str, str] | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None, fork_server: bool = True,
+                 cgroups: CgroupTree | None | bool = True) -> None:
         self.run_dir = run_dir
         self.grace_s = grace_s
         self.cwd = cwd or os.getcwd()
         self.base_env = clean_env(base_env if base_env is not None else os.environ)
         self.tasks: dict[str, TaskProcess] = {}
-        self._by_pid: dict[int, TaskProcess] = {}
+        self._by_pid: dict[int, TaskProcess] = {}  # started by posix_spawn
+        self._served: dict[int, TaskProcess] = {}  # forked by the fork server
+        self.cgroups = CgroupTree.detect() if cgroups is True else (cgroups or None)
+        self._bounded: set[str] = set()  # executions with a cgroup of their own
+        self.use_fork_server = fork_server
+        self._restarts: list[float] = []
+        self.server: ForkClient | None = None
+        if fork_server:
+            self._start_server()
 
+    # -- fork server ------------------------------------------------------------------
+    def fileno(self) -> int | None:
+        """A descriptor that becomes readable when the fork server reports (poll it, then
+        call reap); None while there is no fork server."""
+        return self.server.fileno() if self.server is not None else None
+
+    def _start_server(self) -> None:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < 60.0] + [now]
+        if len(self._restarts) > RESTARTS_PER_MINUTE:
+            self.server = None  # crashing in a loop: stay on the fresh-interpreter path
+            return
+        self.server = ForkClient(self.base_env, self.cwd, self.run_dir / "logs" / "forkserver.log")
+
+    def _server_died(self) -> list[Exit]:
+        """Record the tasks lost with a dead fork server (they die with it), start a new one."""
+        assert self.server is not None
+        exits = self._served_exits()  # reports it sent before dying
+        for proc in list(self._served.values()):
+            proc.signal(signal.SIGKILL)
+            self._forget(proc)
+            exits.append(Exit(proc.execution, None, signal.SIGKILL,
+                              proc.reason or "lost: the fork server died", 0.0, 0,
+                              time.monotonic() - proc.started))
+        self._served.clear()
+        self.server.close()
+        self._start_server()
+        return exits
+
+    # -- starting -----------------------------------------------------------------------
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int]) -> TaskProcess:
         """Start one execution of ``spec`` on ``cores``; raises SpawnError if it cannot."""
         folder = self.run_dir / "tasks" / execution
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = self._env(execution, spec, cores, folder)
-        order = {"kind": spec["kind"], "target": spec.get("target", ""),
-                 "argv": fill_argv(spec.get("argv") or [spec.get("target", "")], args),
-                 "args": dict(args), "memory_max": spec.get("memory_max"), "parent": os.getpid()}
-        env["ODOP_TASK"] = encode_order(order)
-        pid = spawn([sys.executable, "-m", "odop.engine.worker"], cores=cores, env=env,
-                    cwd=self.cwd, stdout=folder / "stdout", stderr=folder / "stderr")
+        cgroup = self._cgroup(execution, spec.get("memory_max"))
+        pid = None
+        if spec["kind"] == "python" and self.server is not None:
+            pid = self._fork(execution, spec, args, cores, env, folder, cgroup)
+        served = pid is not None
+        if pid is None:
+            pid = self._spawn(execution, spec, args, cores, env, folder, cgroup)
         limit = spec.get("time_limit_s")
         proc = TaskProcess(execution, pid, list(cores),
                            deadline=time.monotonic() + limit if limit else None)
-        self.tasks[execution] = self._by_pid[pid] = proc
+        self.tasks[execution] = proc
+        (self._served if served else self._by_pid)[pid] = proc
         return proc
+
+    def _fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
+              cores: list[int], env: dict[str, str], folder: Path,
+              cgroup: str | None) -> int | None:
+        assert self.server is not None
+        order = {"execution": execution, "target": spec.get("target", ""), "args": dict(args),
+                 "cores": list(cores), "env": env, "cwd": self.cwd,
+                 "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr"),
+                 "memory_max": spec.get("memory_max"), "cgroup": cgroup}
+        try:
+            return self.server.start(order)
+        except ForkServerError:
+            return None  # not ready yet, or gone (reap() restarts it): the fresh path
+
+    def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
+               cores: list[int], env: dict[str, str], folder: Path, cgroup: str | None) -> int:
+        argv = fill_argv(spec.get("argv") or [spec.get("target", "")], args)
+        if spec["kind"] == "mpi":
+            argv = mpi_argv(spec, argv, cores, env)
+        order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
+                 "args": dict(args), "memory_max": spec.get("memory_max"), "cgroup": cgroup,
+                 "parent": os.getpid()}
+        env = {**env, "ODOP_TASK": encode_order(order)}
+        return spawn([sys.executable, "-m", "odop.engine.worker"], cores=cores, env=env,
+                     cwd=self.cwd, stdout=folder / "stdout", stderr=folder / "stderr")
+
+    def _cgroup(self, execution: str, memory_max: int | None) -> str | None:
+        if not memory_max or self.cgroups is None:
+            return None
+        try:
+            path = self.cgroups.create(execution, memory_max)
+        except OSError:
+            return None  # the rlimit bounds it instead
+        self._bounded.add(execution)
+        return path
 
     def _env(self, execution: str, spec: Mapping[str, Any], cores: list[int],
              folder: Path) -> dict[str, str]:
-        threads = spec.get("threads_max") or len(cores)
-        env = {**self.base_env, **thread_env(min(threads, len(cores)))}
+        if spec["kind"] == "mpi":
+            threads = threads_per_rank(spec, cores)
+        else:
+            threads = min(spec.get("threads_max") or len(cores), len(cores))
+        env = {**self.base_env, **thread_env(threads)}
         env.update(ODOP_EXECUTION=execution, ODOP_RUN_DIR=str(self.run_dir),
                    ODOP_TASK_DIR=str(folder), ODOP_CORES=",".join(map(str, cores)))
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
         return env
 
+    # -- reaping ------------------------------------------------------------------------
     def reap(self) -> list[Exit]:
         """Collect every task that has exited, with its rusage."""
         exits = []
-        while self._by_pid:
+        while True:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            proc = self._by_pid.pop(pid, None)
-            if proc is None:
+            if self.server is not None and pid == self.server.pid:
+                self.server.dead = True
                 continue
-            self.tasks.pop(proc.execution, None)
-            proc.signal(signal.SIGKILL)  # the group's stragglers go with their leader
-            exits.append(_exit_record(proc, status, usage))
+            proc = self._by_pid.pop(pid, None)
+            if proc is not None:
+                exits.append(self._ended(proc, status, usage.ru_utime + usage.ru_stime,
+                                         usage.ru_maxrss * 1024))
+        if self.server is not None:
+            exits += self._served_exits()
+            if self.server.dead:
+                exits += self._server_died()
+        if self.cgroups is not None and self.cgroups.pending:
+            self.cgroups.sweep()
         return exits
+
+    def _served_exits(self) -> list[Exit]:
+        assert self.server is not None
+        exits = []
+        for msg in self.server.poll():
+            proc = self._served.pop(int(msg["pid"]), None)
+            if proc is not None:
+                exits.append(self._ended(proc, int(msg["status"]), float(msg["cpu_s"]),
+                                         int(msg["max_rss_bytes"])))
+        return exits
+
+    def _ended(self, proc: TaskProcess, status: int, cpu_s: float, max_rss: int) -> Exit:
+        proc.signal(signal.SIGKILL)  # the group's stragglers go with their leader
+        oom = self._forget(proc)
+        return exit_record(proc, status, cpu_s, max_rss, oom)
+
+    def _forget(self, proc: TaskProcess) -> bool:
+        """Drop ``proc``; remove its cgroup; True if that cgroup saw an OOM kill."""
+        self.tasks.pop(proc.execution, None)
+        if proc.execution not in self._bounded or self.cgroups is None:
+            return False
+        self._bounded.discard(proc.execution)
+        oom = self.cgroups.oom_killed(proc.execution)
+        self.cgroups.remove(proc.execution)
+        return oom
 
     def enforce(self, now: float | None = None) -> None:
         """Kill tasks past their time limit, and stopped tasks past their grace period."""
@@ -112,28 +228,16 @@ class Engine:
             exits += self.reap()
         return exits
 
+    def close(self) -> None:
+        """End the fork server (tasks still running from it die with it)."""
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.server.pid, 0)
+            self.server = None
+            self.use_fork_server = False
+
 
 def fill_argv(template: list[str], args: Mapping[str, Any]) -> list[str]:
     """Fill ``{name}`` placeholders of an argv template from the submission's arguments."""
     return [part.format_map(args) for part in template]
-
-
-def _exit_record(proc: TaskProcess, status: int, usage: Any) -> Exit:
-    code = os.waitstatus_to_exitcode(status)
-    sig = -code if code < 0 else None
-    reason = proc.reason or _reason(code)
-    return Exit(proc.execution, code if code >= 0 else None, sig, reason,
-                cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024,
-                wall_s=time.monotonic() - proc.started)
-
-
-def _reason(code: int) -> str:
-    if code == 0:
-        return "ok"
-    if code == EXIT_MEMORY:
-        return "out of memory (exceeded its memory bound)"
-    if code == EXIT_SETUP:
-        return "could not load the task (see its stderr)"
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit status {code}"

@@ -1,10 +1,11 @@
 """The shim every task starts in: it lowers itself, arms its own death, then runs the task.
 
 ``python -m odop.engine.worker`` reads its orders from ``ODOP_TASK`` (base64 msgpack):
-``{"kind", "target", "argv", "args", "memory_max", "parent"}``. Before any user code runs it
-asks the kernel to kill it when the engine dies, sets nice 19 and the idle IO class, and
-bounds its memory; then it calls the Python function or execs the program (which keeps
-those settings).
+``{"kind", "target", "argv", "args", "memory_max", "cgroup", "parent"}``. Before any user
+code runs it asks the kernel to kill it when the engine dies, sets SCHED_IDLE, nice 19 (also
+for its autogroup) and the idle IO class, and bounds its memory (joins its cgroup, or sets an
+rlimit); then it calls the Python function or execs the program (which keeps those settings).
+The fork server's children run the same :func:`prepare` and :func:`call`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import resource
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
@@ -25,10 +27,13 @@ from odop.procs import die_with_parent
 
 IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "ppc64le": 273}
 IOPRIO_CLASS_IDLE = 3
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""Exit status of a Python task whose function raised."""
 EXIT_MEMORY = 97
 """Exit status meaning the task ran out of its memory bound."""
 EXIT_SETUP = 98
-"""Exit status meaning the task could not be loaded (bad target, missing module)."""
+"""Exit status meaning the task could not be loaded or set up (bad target, missing module)."""
 
 
 def _libc() -> ctypes.CDLL:
@@ -51,47 +56,67 @@ def lower_priority() -> None:
         _libc().syscall(number, 1, 0, IOPRIO_CLASS_IDLE << 13)  # IOPRIO_WHO_PROCESS, self
 
 
-def bound_memory(limit: int | None) -> None:
-    """Cap the data segment (heap and private mappings) at ``limit`` bytes."""
-    if limit:
+def bound_memory(limit: int | None, cgroup: str | None = None) -> None:
+    """Join ``cgroup`` (whose memory.max the engine set) or, without one, cap the data
+    segment (heap and private mappings) at ``limit`` bytes."""
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as fh:
+            fh.write(str(os.getpid()))
+    elif limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
-def run(order: dict[str, Any]) -> int:
-    """Execute one task order; returns the exit status for a Python task."""
-    if order["kind"] != "python":
-        os.execvp(order["argv"][0], order["argv"])
+def prepare(order: Mapping[str, Any]) -> None:
+    """Everything that must hold before user code: death with the engine, priority, memory."""
+    die_with_parent(int(order.get("parent") or 0), signal.SIGKILL)
+    lower_priority()
+    bound_memory(order.get("memory_max"), order.get("cgroup"))
+
+
+def call(target: str, args: Mapping[str, Any]) -> int:
+    """Load and call a Python task; returns its exit status (0, 1, 97 or 98)."""
     from odop.tasks.target import load_callable
 
     try:
-        func = load_callable(order["target"])
+        func = load_callable(target)
     except Exception:
         traceback.print_exc()
         return EXIT_SETUP
     try:
-        func(**order["args"])
+        func(**args)
     except MemoryError:
         traceback.print_exc()
         return EXIT_MEMORY
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
         traceback.print_exc()
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run(order: Mapping[str, Any]) -> int:
+    """Execute one task order; returns the exit status for a Python task."""
+    if order["kind"] != "python":
+        os.execvp(order["argv"][0], order["argv"])
+    return call(order["target"], order["args"])
 
 
 def main() -> int:
     order = msgpack.unpackb(base64.b64decode(os.environ.pop("ODOP_TASK")))
-    die_with_parent(int(order.get("parent") or 0), signal.SIGKILL)
-    lower_priority()
-    bound_memory(order.get("memory_max"))
+    try:
+        prepare(order)
+    except OSError:
+        traceback.print_exc()
+        return EXIT_SETUP
     code = run(order)
     sys.stdout.flush()
     sys.stderr.flush()
     return code
 
 
-def encode_order(order: dict[str, Any]) -> str:
-    return base64.b64encode(msgpack.packb(order)).decode()
+def encode_order(order: Mapping[str, Any]) -> str:
+    return base64.b64encode(msgpack.packb(dict(order))).decode()
 
 
 if __name__ == "__main__":

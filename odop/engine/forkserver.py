@@ -1,0 +1,248 @@
+"""The fork server: a single-threaded helper that forks one child per Python task.
+
+A fresh interpreter per task costs ~100 ms and tens of MiB before the task's first line; a
+fork of a process that has already imported odop's worker code (and, once proven harmless,
+the task's own module) costs a millisecond or two. The engine starts this server
+(``python -m odop.engine.forkserver <fd> <engine pid>``) and talks to it over a unix
+socketpair in msgpack maps:
+
+engine → server  ``{"op": "start", "execution", "target", "args", "cores", "env", "cwd",
+                   "stdout", "stderr", "memory_max", "cgroup"}``
+server → engine  ``{"op": "ready", "pid"}`` once, then ``{"op": "started", "execution",
+                   "pid"}`` or ``{"op": "error", "execution", "error"}`` per start, and
+                   ``{"op": "exit", "execution", "pid", "status", "cpu_s", "max_rss_bytes"}``
+                   when a child has been reaped (status as from ``wait``; seconds, bytes).
+
+Isolation: each child gets its own session, its grant as affinity, the worker's lowering
+(odop.engine.worker.prepare) and its stdio on the execution's files before user code runs;
+it ends with ``os._exit`` so nothing of the server's state runs twice. A child that crashes
+or exits early only ends itself. The server dies with the engine (parent-death signal),
+and its children die with it.
+
+Task modules are pre-imported in the server only when a probe child has shown that
+importing them starts no thread and maps no thread-pool library (OpenBLAS, OpenMP, MKL,
+TBB): those read their thread counts from the environment at load, which in the server is
+not the task's grant, and a multi-threaded process must not fork. Such "heavy" modules
+(numpy, for one) are imported by each child instead, after its thread variables are set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from odop.engine.worker import EXIT_SETUP, call, prepare
+from odop.procs import die_with_parent
+from odop.tasks.target import load_callable, split_target
+
+POOL_LIBRARIES = (b"openblas", b"libgomp", b"libiomp", b"libomp", b"mkl_", b"libtbb")
+"""Shared-library name parts of thread pools that size themselves from the environment."""
+PROBE_LIGHT, PROBE_HEAVY = 0, 1
+
+
+def heavy_now() -> bool:
+    """True if this process has more than one thread or has mapped a thread-pool library."""
+    if len(os.listdir("/proc/self/task")) > 1:
+        return True
+    with open("/proc/self/maps", "rb") as fh:
+        maps = fh.read()
+    return any(name in maps for name in POOL_LIBRARIES)
+
+
+class Server:
+    """The server's loop: requests in, forks out, exits reported back."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.unpacker = msgpack.Unpacker()
+        self.children: dict[int, str] = {}  # pid -> execution
+        self.probes: dict[int, tuple[str, str]] = {}  # pid -> (module key, target)
+        self.known: dict[str, str] = {}  # module key -> "probing" | "warm" | "cold"
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def serve(self) -> None:
+        """Serve until the engine closes its end of the socket."""
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.send({"op": "ready", "pid": os.getpid()})
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == self.wake_r:
+                    _drain(self.wake_r)
+                elif not self.receive():
+                    return
+            self.reap()
+
+    def receive(self) -> bool:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            return False
+        self.unpacker.feed(data)
+        for msg in self.unpacker:
+            if isinstance(msg, dict) and msg.get("op") == "start":
+                self.start(msg)
+        return True
+
+    def send(self, msg: Mapping[str, Any]) -> None:
+        self.sock.sendall(msgpack.packb(dict(msg)))
+
+    def start(self, msg: dict[str, Any]) -> None:
+        execution = str(msg.get("execution", ""))
+        try:
+            self.warm_up(str(msg["target"]))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+            pid = os.fork()
+        except Exception as exc:
+            self.send({"op": "error", "execution": execution, "error": f"{exc}"})
+            return
+        if pid == 0:
+            os.close(ready_r)
+            self.become_task(msg, ready_w)
+        os.close(ready_w)
+        self.children[pid] = execution
+        _wait_ready(ready_r)
+        self.send({"op": "started", "execution": execution, "pid": pid})
+
+    def warm_up(self, target: str) -> None:
+        """Probe a module the first time it is named (in a child, so the server stays safe)."""
+        key = split_target(target)[0]
+        if key in self.known:
+            return
+        self.known[key] = "probing"
+        pid = os.fork()
+        if pid == 0:
+            self._probe(target)
+        self.probes[pid] = (key, target)
+
+    def _probe(self, target: str) -> None:
+        code = 2
+        try:
+            self._detach()
+            fd = os.open(os.devnull, os.O_RDWR)
+            for std in (0, 1, 2):
+                os.dup2(fd, std)
+            die_with_parent(0, signal.SIGKILL)
+            os.nice(19)
+            load_callable(target)
+            code = PROBE_HEAVY if heavy_now() else PROBE_LIGHT
+        finally:
+            os._exit(code)
+
+    def become_task(self, msg: Mapping[str, Any], ready: int) -> None:
+        """In the child: set up, tell the server (so its pid is a process group pinned to
+        the grant before anyone signals or re-pins it), run the task, never return."""
+        code = EXIT_SETUP
+        try:
+            try:
+                self._detach()
+                _setup_child(msg)
+            except BaseException:
+                traceback.print_exc()
+                raise
+            finally:
+                os.close(ready)  # EOF: set up, or failed trying
+            code = call(str(msg["target"]), msg.get("args") or {})
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(BaseException):  # nothing left to tell
+                    stream.flush()
+            os._exit(code)
+
+    def _detach(self) -> None:
+        """In a fresh child: forget the server's signal wiring and sockets."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.sock.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.probes:
+                self._probed(pid, status)
+                continue
+            execution = self.children.pop(pid, None)
+            if execution is not None:
+                self.send({"op": "exit", "execution": execution, "pid": pid, "status": status,
+                           "cpu_s": usage.ru_utime + usage.ru_stime,
+                           "max_rss_bytes": usage.ru_maxrss * 1024})
+
+    def _probed(self, pid: int, status: int) -> None:
+        key, target = self.probes.pop(pid)
+        light = os.waitstatus_to_exitcode(status) == PROBE_LIGHT
+        self.known[key] = "cold"
+        if light:
+            try:
+                load_callable(target)
+            except BaseException:  # noqa: S110 (the children will import it and say why)
+                return
+            self.known[key] = "warm"
+
+
+def _setup_child(msg: Mapping[str, Any]) -> None:
+    """Session, affinity, stdio, folder, environment, then the worker's lowering."""
+    os.setsid()
+    os.sched_setaffinity(0, [int(c) for c in msg["cores"]])
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(msg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for fd, std in ((null, 0), (out, 1), (err, 2)):
+        os.dup2(fd, std)
+        os.close(fd)
+    os.chdir(msg["cwd"])
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
+    sys.argv = [str(msg["target"])]
+    prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),
+             "cgroup": msg.get("cgroup")})
+
+
+def _wait_ready(fd: int, timeout_s: float = 5.0) -> None:
+    """Wait until a new child has closed its end of the ready pipe (seconds)."""
+    try:
+        select.select([fd], [], [], timeout_s)
+    finally:
+        os.close(fd)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``python -m odop.engine.forkserver <socket fd> <engine pid>``."""
+    die_with_parent(int(argv[1]), signal.SIGKILL)
+    sock = socket.socket(fileno=int(argv[0]))
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        Server(sock).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

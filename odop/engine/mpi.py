@@ -1,0 +1,70 @@
+"""The launch line of an ``mpi`` task: ``mpiexec -n k`` confined to the grant.
+
+The launcher is started pinned to the grant (odop.engine.spawn) and inherits that mask;
+MPICH's Hydra would still re-bind ranks if told to (``-bind-to core`` binds rank 0 to core 0
+whatever the mask), so with Hydra each rank is bound explicitly to one granted core
+(``-bind-to user:c0,c1,...``, ranks round-robin over them); with Open MPI binding is
+turned off so the inherited mask holds. The engine's environment has the outer launcher's
+variables stripped (odop.engine.spawn.clean_env) so the inner mpiexec does not take itself
+for a rank.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def ranks(spec: Mapping[str, Any], cores: Sequence[int]) -> int:
+    """Ranks to start: ``ranks_per_node`` (or one per granted core) on each host."""
+    hosts = spec.get("hosts") or [None]
+    per_node = spec.get("ranks_per_node") or len(cores)
+    return max(1, int(per_node)) * len(hosts)
+
+
+def threads_per_rank(spec: Mapping[str, Any], cores: Sequence[int]) -> int:
+    """Threads each rank may use so that the ranks of one node fill, not exceed, the grant."""
+    per_node = spec.get("ranks_per_node") or len(cores)
+    return max(1, len(cores) // max(1, int(per_node)))
+
+
+def launcher(path: str | None = None) -> str:
+    """The mpiexec to use: the one beside this Python (a venv's mpich), else PATH's."""
+    local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if os.access(local, os.X_OK):
+        return local
+    return shutil.which("mpiexec", path=path) or "mpiexec"
+
+
+@functools.lru_cache(maxsize=8)
+def flavour(program: str) -> str:
+    """``"hydra"`` (MPICH, Intel MPI), ``"openmpi"`` or ``"other"``, from ``--version``."""
+    try:
+        out = subprocess.run([program, "--version"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "other"
+    if "HYDRA" in out or "Intel(R) MPI" in out:
+        return "hydra"
+    return "openmpi" if "Open MPI" in out or "OpenRTE" in out else "other"
+
+
+def mpi_argv(spec: Mapping[str, Any], argv: Sequence[str], cores: Sequence[int],
+             env: Mapping[str, str]) -> list[str]:
+    """``mpiexec -n k [binding] [hosts] argv...`` for one node's grant."""
+    program = launcher(env.get("PATH"))
+    line = [program, "-n", str(ranks(spec, cores))]
+    kind = flavour(program)
+    if kind == "hydra":
+        line += ["-bind-to", "user:" + ",".join(str(c) for c in cores)]
+    elif kind == "openmpi":
+        line += ["--bind-to", "none"]
+    hosts = spec.get("hosts")
+    if hosts:
+        line += ["-hosts" if kind == "hydra" else "--host", ",".join(map(str, hosts))]
+    return line + list(argv)
