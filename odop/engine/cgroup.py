@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+MOUNT = "/sys/fs/cgroup"
+
 
 class CgroupTree:
     """Per-execution memory cgroups below ``base`` (a folder in a cgroup v2 hierarchy)."""
@@ -27,12 +29,14 @@ class CgroupTree:
         self.pending: set[Path] = set()  # folders to remove once their processes are gone
 
     @classmethod
-    def detect(cls, mount: Path = Path("/sys/fs/cgroup"), *,
-               mountinfo: str | None = None, own: str | None = None) -> CgroupTree | None:
-        """The tree if this process may bound memory with cgroup v2 here, else None."""
+    def detect(cls, mount: Path = Path(MOUNT), *, mountinfo: str | None = None,
+               own: str | None = None) -> CgroupTree | None:
+        """The tree if this process may bound memory with cgroup v2 here, else None.
+        ``mountinfo``, ``own`` (tests): /proc/self/mountinfo text, this process's cgroup
+        path; ``mount``: where the hierarchy's files are (it must be mounted at MOUNT)."""
         try:
             info = mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text()
-            if not _is_cgroup2(info, str(mount)):
+            if not _is_cgroup2(info, MOUNT):
                 return None
             own = own if own is not None else _own_cgroup(Path("/proc/self/cgroup").read_text())
             if own is None:

@@ -1,0 +1,135 @@
+"""The fork server on real processes: isolation, restart after its death, module warm-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from odop.engine.engine import Engine, Exit
+from odop.engine.forkserver import heavy_now
+
+LIGHT = '''
+import json, os
+IMPORTED_BY = os.getpid()
+def where(out):
+    open(out, "w").write(json.dumps({"imported_by": IMPORTED_BY, "me": os.getpid(),
+                                     "parent": os.getppid()}))
+def crash():
+    import ctypes
+    ctypes.string_at(0)
+def sleepy():
+    import time
+    time.sleep(60)
+'''
+HEAVY = '''
+import json, os
+import numpy
+IMPORTED_BY = os.getpid()
+def where(out):
+    threads = numpy.ones((200, 200)) @ numpy.ones((200, 200))
+    open(out, "w").write(json.dumps({"imported_by": IMPORTED_BY, "me": os.getpid(),
+                                     "omp": os.environ["OMP_NUM_THREADS"]}))
+'''
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    (tmp_path / "light.py").write_text(LIGHT)
+    (tmp_path / "heavy.py").write_text(HEAVY)
+    eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), cgroups=None)
+    assert eng.server is not None and eng.server.wait_ready()
+    yield eng
+    eng.stop_all("test over", wait_s=0.5)
+    eng.close()
+
+
+def run_one(engine: Engine, execution: str, target: str, args: dict, timeout: float = 30) -> Exit:
+    engine.start(execution, {"kind": "python", "target": target}, args, [0])
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        exits = engine.reap()
+        if exits:
+            return exits[0]
+        time.sleep(0.01)
+    raise AssertionError(f"{execution} did not exit")
+
+
+def test_a_crashing_task_does_not_hurt_the_server(engine: Engine, tmp_path: Path) -> None:
+    server = engine.server
+    result = run_one(engine, "c1", f"{tmp_path}/light.py:crash", {})
+    assert result.signal == signal.SIGSEGV and "SIGSEGV" in result.reason
+    out = tmp_path / "after.json"
+    assert run_one(engine, "c2", f"{tmp_path}/light.py:where", {"out": str(out)}).exit_code == 0
+    assert engine.server is server and json.loads(out.read_text())["parent"] == server.pid
+
+
+def test_light_modules_are_imported_once_in_the_server(engine: Engine, tmp_path: Path) -> None:
+    assert engine.server is not None
+    infos = []
+    for i in range(4):
+        out = tmp_path / f"w{i}.json"
+        run_one(engine, f"w{i}", f"{tmp_path}/light.py:where", {"out": str(out)})
+        infos.append(json.loads(out.read_text()))
+        time.sleep(0.2)  # let the probe finish and the server import the module
+    assert infos[-1]["imported_by"] == engine.server.pid != infos[-1]["me"]
+
+
+def test_heavy_modules_are_imported_by_each_task(engine: Engine, tmp_path: Path) -> None:
+    assert engine.server is not None
+    for i in range(3):
+        out = tmp_path / f"h{i}.json"
+        result = run_one(engine, f"h{i}", f"{tmp_path}/heavy.py:where", {"out": str(out)})
+        assert result.exit_code == 0, (tmp_path / f"run/tasks/h{i}/stderr").read_text()
+        info = json.loads(out.read_text())
+        assert info["imported_by"] == info["me"] and info["omp"] == "1"
+        time.sleep(0.3)
+    assert len(os.listdir(f"/proc/{engine.server.pid}/task")) == 1
+    maps = Path(f"/proc/{engine.server.pid}/maps").read_text()
+    assert "openblas" not in maps
+
+
+def test_server_death_loses_its_tasks_and_restarts(engine: Engine, tmp_path: Path) -> None:
+    old = engine.server
+    assert old is not None
+    proc = engine.start("d1", {"kind": "python", "target": f"{tmp_path}/light.py:sleepy"}, {},
+                        [0])
+    os.kill(old.pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    exits: list[Exit] = []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.01)
+    assert [e.reason for e in exits] == ["lost: the fork server died"]
+    assert engine.server is not None and engine.server is not old
+    out = tmp_path / "fresh.json"  # started before the new server is ready: fresh path
+    run_one(engine, "d2", f"{tmp_path}/light.py:where", {"out": str(out)})
+    assert json.loads(out.read_text())["parent"] == os.getpid()
+    assert engine.server.wait_ready()
+    run_one(engine, "d3", f"{tmp_path}/light.py:where", {"out": str(out)})
+    assert json.loads(out.read_text())["parent"] == engine.server.pid
+    time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{proc.pid}") or _zombie(proc.pid)
+
+
+def test_this_test_process_is_heavy_once_it_has_threads() -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert heavy_now()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
