@@ -1,0 +1,70 @@
+"""Kind ``mpi``: mpiexec -n k on the granted cores, launched from what looks like a rank."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from odop.engine.engine import Engine
+from odop.engine.mpi import mpi_argv, ranks, threads_per_rank
+from tests.conftest import mpiexec
+
+pytestmark = pytest.mark.mpi
+
+RANK = '''#!/bin/sh
+grep Cpus_allowed_list /proc/self/status | cut -f2 > "$1/rank-$PMI_RANK"
+echo "$OMP_NUM_THREADS" >> "$1/rank-$PMI_RANK"
+'''
+
+
+def test_rank_counts_and_threads() -> None:
+    assert ranks({}, [2, 3, 4]) == 3 and ranks({"ranks_per_node": 1}, [2, 3]) == 1
+    assert ranks({"hosts": ["a", "b"]}, [0, 1]) == 4
+    assert threads_per_rank({"ranks_per_node": 1}, [2, 3]) == 2
+    line = mpi_argv({}, ["./prog", "x"], [2, 3], {})
+    assert line[1:3] == ["-n", "2"] and line[-2:] == ["./prog", "x"]
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
+def test_ranks_run_inside_the_grant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "rank.sh"
+    script.write_text(RANK)
+    script.chmod(0o755)
+    monkeypatch.setenv("PMI_RANK", "7")  # the engine runs inside a rank: must not leak
+    monkeypatch.setenv("PMI_FD", "99")
+    cores = sorted(os.sched_getaffinity(0))
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    spec = {"kind": "mpi", "target": str(script), "argv": [str(script), "{out}"]}
+    engine.start("mpi1", spec, {"out": str(tmp_path)}, cores)
+    end = time.monotonic() + 60
+    exits = []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.05)
+    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi1/stderr").read_text()
+    seen = sorted(p.read_text().split()[0] for p in tmp_path.glob("rank-*"))
+    assert len(seen) == len(cores) and not (tmp_path / "rank-7").exists()
+    assert seen == sorted(str(c) for c in cores)  # one rank per granted core
+    assert {p.read_text().split()[1] for p in tmp_path.glob("rank-*")} == {"1"}
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
+def test_more_ranks_than_cores_stay_on_the_grant(tmp_path: Path) -> None:
+    script = tmp_path / "rank.sh"
+    script.write_text(RANK)
+    script.chmod(0o755)
+    core = max(os.sched_getaffinity(0))
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    spec = {"kind": "mpi", "target": str(script), "argv": [str(script), "{out}"],
+            "ranks_per_node": 2}
+    engine.start("mpi2", spec, {"out": str(tmp_path)}, [core])
+    end = time.monotonic() + 60
+    exits = []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.05)
+    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi2/stderr").read_text()
+    assert [p.read_text().split()[0] for p in tmp_path.glob("rank-*")] == [str(core)] * 2
