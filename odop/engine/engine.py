@@ -33,11 +33,12 @@ RESTARTS_PER_MINUTE = 5
 class Engine:
     """Task processes of one node, each in its own session, pinned to its grant.
 
-    ``fork_server``: fork Python tasks from a warm helper (default); ``cgroups``: the
-    cgroup v2 tree for memory bounds (default: detected; None: rlimits)."""
+    ``fork_server``: fork Python tasks from a warm helper (default: yes unless the
+    environment says ``ODOP_FORK_SERVER=0``); ``cgroups``: the cgroup v2 tree for memory
+    bounds (default: detected; None: rlimits)."""
 
     def __init__(self, run_dir: Path, *, grace_s: float = 5.0, cwd: str | None = None,
-                 base_env: Mapping[str, str] | None = None, fork_server: bool = True,
+                 base_env: Mapping[str, str] | None = None, fork_server: bool | None = None,
                  cgroups: CgroupTree | None | bool = True) -> None:
         self.run_dir = run_dir
         self.grace_s = grace_s
@@ -48,6 +49,8 @@ class Engine:
         self._served: dict[int, TaskProcess] = {}  # forked by the fork server
         self.cgroups = CgroupTree.detect() if cgroups is True else (cgroups or None)
         self._bounded: set[str] = set()  # executions with a cgroup of their own
+        if fork_server is None:
+            fork_server = os.environ.get("ODOP_FORK_SERVER", "1") != "0"
         self.use_fork_server = fork_server
         self._restarts: list[float] = []
         self.server: ForkClient | None = None
