@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from odop.errors import OdopError, SpecError, SpecErrors, UnknownTaskError
+from odop.phases import checkpoint_dir, phase
 from odop.tasks.registry import task
 
 __version__ = "0.1.0"
-__all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "start", "stop",
-           "submit", "task"]
+__all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "checkpoint_dir",
+           "phase", "start", "stop", "submit", "task"]
 
 
 def start(run_name: str | None = None, task_folder: str | None = None, config: Any = None,

@@ -35,6 +35,8 @@ class Config:
     """Longest wait for queued tasks at odop.stop(); None waits until the queue is empty."""
     time_limit_factor: float | None = 4.0
     """A task running longer than its declared ``time`` times this is killed (None: never)."""
+    idle_phases: tuple[str, ...] = ("io", "wait", "idle", "gpu", "checkpoint")
+    """Phase names (``odop.phase``) during which a bound rank's cores may be lent to tasks."""
     stop_grace_s: float = 5.0
     """Seconds between TERM and KILL when a task is stopped."""
     task_dirs: tuple[str, ...] = ()

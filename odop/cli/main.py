@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from odop.errors import OdopError
 
-COMMANDS = ("demo", "scheduler", "agent", "status", "submit", "cancel", "profiles", "obs")
+COMMANDS = ("demo", "run", "scheduler", "agent", "obs", "submit", "cancel", "status", "watch",
+            "profiles", "report", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="odop 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = __import__(f"odop.cli.{name}", fromlist=["add_parser"])
+        try:
+            module = __import__(f"odop.cli.{name}", fromlist=["add_parser"])
+        except ModuleNotFoundError as exc:  # a command still being written
+            if exc.name != f"odop.cli.{name}":
+                raise
+            continue
         module.add_parser(sub)
     return parser
 

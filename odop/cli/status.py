@@ -17,6 +17,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="show a run's executions and components")
     add_run(p)
     add_json(p)
+    p.add_argument("--watch", action="store_true", help="live view, refreshed every second")
     p.set_defaults(func=run)
 
 
@@ -33,6 +34,11 @@ def snapshot(run_dir: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     paths = run_paths(args)
+    if args.watch:
+        from odop.cli.watch import watch
+
+        watch(paths.root, interval_s=1.0)
+        return 0
     snap = snapshot(paths.root)
     if args.json:
         print_json(snap)

@@ -61,7 +61,8 @@ class Agent:
 
     def _watch(self, pid: int) -> None:
         try:
-            self.observer.processes.watch(pid, role="sim", tree=True)  # type: ignore[union-attr]
+            # the rank alone: its children include odop's own processes and tasks
+            self.observer.processes.watch(pid, role="sim")  # type: ignore[union-attr]
         except Exception as exc:  # the observer must never stop the agent
             log.warning("cannot observe simulation pid %d: %s", pid, exc)
 

@@ -26,6 +26,7 @@ from odop.protocol import MsgType, decode, encode, make, new_id, transport, vali
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.selection import Pending
 from odop.scheduler.triggers import TriggerSet
 from odop.store.executions import RunStore, TransitionError
@@ -61,6 +62,9 @@ class SchedulerService:
         self.running = True
         self.dirty = True
         self.triggers = TriggerSet(str(paths.db))
+        self.phases = PhaseBook(config.idle_phases)
+        self.preemption = Preemption(self)
+        self.reported_bound: dict[str, frozenset[int]] = {}
         self._load()
 
     # -- restart ------------------------------------------------------------------------
@@ -92,6 +96,7 @@ class SchedulerService:
             self._wait_for_events()
             if self.dirty:
                 self.dirty = False
+                self.preemption.resume_paused()
                 self._act(self.decider.cycle(time.time()))
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
@@ -195,9 +200,9 @@ class SchedulerService:
         if execution in self.decider.pending:
             del self.decider.pending[execution]
             self.store.transition(execution, ExecState.CANCELLED, detail="cancelled by user")
-        elif execution in self.decider.active:
+        elif execution in self.decider.active or self.preemption.owns(execution):
             self.cancelling.add(execution)
-            self._command(execution, MsgType.KILL, reason="cancelled by user")
+            self.send_command(execution, MsgType.KILL, reason="cancelled by user")
         self._send(ident, MsgType.ACK, ref=msg["id"])
 
     def _on_status(self, ident: bytes, msg: Any) -> None:
@@ -235,6 +240,9 @@ class SchedulerService:
         view = msg["sample"]
         node = self._node(ident, msg["node"], view.get("cores") or [])
         node.update(view, msg["sim_alive"])
+        self.reported_bound[node.name] = node.sim_bound
+        node.sim_bound = node.sim_bound - self.phases.lent(node.name)
+        self.preemption.shortfall(node, self.decider.sim_running)
         running = set(msg["running"])
         now = time.monotonic()
         for execution, (_, where, _) in self.decider.active.items():
@@ -244,6 +252,21 @@ class SchedulerService:
                 self.missing.setdefault(execution, now)
         if not msg["sim_alive"] and self.decider.sim_running:
             self._abort(f"simulation on {node.name} ended without odop.stop()")
+        self.dirty = True
+
+    def _on_phase(self, ident: bytes, msg: Any) -> None:
+        """A rank enters or leaves a phase: lend its cores, or take them back now."""
+        self.store.add_phase(time.time(), msg["node"], msg["rank"], msg["phase"], msg["active"])
+        reclaimed = self.phases.mark(msg["node"], msg["rank"], msg["phase"], msg["active"],
+                                     msg.get("cores") or [])
+        node = self.decider.nodes.get(msg["node"])
+        if node is None:
+            return
+        node.sim_bound = self.reported_bound.get(node.name, node.sim_bound) - self.phases.lent(
+            node.name)
+        if reclaimed and self.decider.sim_running:
+            self.preemption.take_back(node, reclaimed, f"rank {msg['rank']} left its "
+                                      f"{msg['phase']} phase")
         self.dirty = True
 
     def _on_started(self, ident: bytes, msg: Any) -> None:
@@ -256,7 +279,11 @@ class SchedulerService:
     def _on_exited(self, ident: bytes, msg: Any) -> None:
         execution = msg["execution"]
         row = self.store.get(execution)
-        if row is not None and execution in self.decider.active:
+        usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
+                                     "wall_s")}
+        if row is not None and self.preemption.exited(row, usage):
+            self.dirty = True
+        elif row is not None and execution in self.decider.active:
             self._record_exit(row, msg)
         self._send(ident, MsgType.ACK, ref=msg["id"])  # only once it is in the database
 
@@ -266,10 +293,10 @@ class SchedulerService:
         self.missing.pop(execution, None)
         usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
                                      "wall_s")}
-        self._finish(row, usage, ended_at=msg["t"])
+        self.finish(row, usage, ended_at=msg["t"])
         self.dirty = True
 
-    def _finish(self, row: dict[str, Any], usage: dict[str, Any], ended_at: float) -> None:
+    def finish(self, row: dict[str, Any], usage: dict[str, Any], ended_at: float) -> None:
         execution = row["id"]
         ok = usage["exit_code"] == 0
         state = ExecState.DONE if ok else ExecState.FAILED
@@ -292,6 +319,11 @@ class SchedulerService:
             trigger = spec.get("trigger") or {}
             if trigger.get("kind") == "after" and trigger.get("task") == row["task"]:
                 self._queue(new_id(), name, row["args"], origin=f"after {row['id']}")
+
+    def requeue(self, execution: str) -> None:
+        """Put an execution the database has back in state queued into the decision queue."""
+        self.decider.enqueue(self._pending(self.store.get(execution) or {}))
+        self.dirty = True
 
     def _maybe_retry(self, row: dict[str, Any], reason: str) -> None:
         spec = self.decider.specs.get(row["task"], {})
@@ -320,8 +352,9 @@ class SchedulerService:
             return spec
         return {**spec, "time_limit_s": time_s * factor}
 
-    def _command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
-        held = self.decider.active.get(execution)
+    def send_command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
+        """Send a command about ``execution`` to the agent of the node that runs it."""
+        held = self.decider.active.get(execution) or self.preemption.paused.get(execution)
         node = self.decider.nodes.get(held[1]) if held else None
         if node is not None:
             self._send(node.identity, mtype, execution=execution, **fields)
@@ -338,7 +371,8 @@ class SchedulerService:
                     self._lost(execution, f"lost: node {name} silent")
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
-        if not self.decider.sim_running and not self.decider.pending and not self.decider.active:
+        if not (self.decider.sim_running or self.decider.pending or self.decider.active
+                or self.preemption.paused):
             self._drained()
 
     def _lost(self, execution: str, reason: str) -> None:
@@ -375,12 +409,13 @@ class SchedulerService:
         now = time.time()
         for execution in list(self.decider.pending):
             self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
-        for execution in list(self.decider.active):
+        for execution in [*self.decider.active, *self.preemption.paused]:
             self.decider.release(execution)
             with contextlib.suppress(TransitionError):
                 self.store.transition(execution, ExecState.CANCELLED, detail=reason,
                                       reason=reason, ended_at=now)
         self.decider.pending.clear()
+        self.preemption.paused.clear()
         self._shutdown_agents(reason)
         self.running = False
 
@@ -393,7 +428,8 @@ class SchedulerService:
     _handlers = {
         MsgType.DECLARE: _on_declare, MsgType.SUBMIT: _on_submit, MsgType.CANCEL: _on_cancel,
         MsgType.STATUS: _on_status, MsgType.SIM_END: _on_sim_end, MsgType.HELLO: _on_hello,
-        MsgType.SAMPLE: _on_sample, MsgType.STARTED: _on_started, MsgType.EXITED: _on_exited,
+        MsgType.SAMPLE: _on_sample,
+        MsgType.PHASE: _on_phase, MsgType.STARTED: _on_started, MsgType.EXITED: _on_exited,
     }
 
 

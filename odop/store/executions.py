@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS components (
     ended_at REAL, endpoint TEXT);
 CREATE TABLE IF NOT EXISTS tasks (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS phases (
+    t REAL NOT NULL, node TEXT NOT NULL, rank INTEGER NOT NULL, phase TEXT NOT NULL,
+    active INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    t REAL NOT NULL, node TEXT NOT NULL, samples INTEGER NOT NULL, accuracy REAL,
+    period_s REAL);
 """
 
 USAGE_FIELDS = ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes", "wall_s")
@@ -99,6 +105,16 @@ class RunStore:
                        (execution, now, new.value, detail))
         return old
 
+    def update(self, execution: str, detail: str, **fields: Any) -> None:
+        """Change an execution's columns without a state change, noted in its history."""
+        if "cores" in fields:
+            fields["cores"] = json.dumps(fields["cores"])
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as tx:
+            tx.execute(f"UPDATE executions SET {sets} WHERE id=?", (*fields.values(), execution))
+            tx.execute("INSERT INTO events SELECT id, ?, state, ? FROM executions WHERE id=?",
+                       (time.time(), detail, execution))
+
     def get(self, execution: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM executions WHERE id=?", (execution,)).fetchone()
         return _row(row) if row else None
@@ -145,6 +161,15 @@ class RunStore:
 
     def components(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM components ORDER BY rowid")]
+
+    def add_phase(self, t: float, node: str, rank: int, phase: str, active: bool) -> None:
+        self.conn.execute("INSERT INTO phases VALUES (?, ?, ?, ?, ?)",
+                          (t, node, rank, phase, int(active)))
+
+    def add_prediction(self, t: float, node: str, samples: int, accuracy: float | None,
+                       period_s: float | None) -> None:
+        self.conn.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
+                          (t, node, samples, accuracy, period_s))
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as tx:
