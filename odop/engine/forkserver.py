@@ -145,17 +145,19 @@ class Server:
 
     def become_task(self, msg: Mapping[str, Any], ready: int) -> None:
         """In the child: set up, tell the server (so its pid is a process group pinned to
-        the grant before anyone signals or re-pins it), run the task, never return."""
+        the grant before anyone signals or re-pins it; told before the lowering, so a busy
+        node's SCHED_IDLE never stalls the server), run the task, never return."""
         code = EXIT_SETUP
         try:
             try:
                 self._detach()
                 _setup_child(msg)
+                os.close(ready)  # EOF either way: set up, or failed trying
+                prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),
+                         "cgroup": msg.get("cgroup")})
             except BaseException:
                 traceback.print_exc()
                 raise
-            finally:
-                os.close(ready)  # EOF: set up, or failed trying
             code = call(str(msg["target"]), msg.get("args") or {})
         finally:
             for stream in (sys.stdout, sys.stderr):
@@ -202,7 +204,7 @@ class Server:
 
 
 def _setup_child(msg: Mapping[str, Any]) -> None:
-    """Session, affinity, stdio, folder, environment, then the worker's lowering."""
+    """Session, affinity, stdio, folder and environment (the lowering follows)."""
     os.setsid()
     os.sched_setaffinity(0, [int(c) for c in msg["cores"]])
     null = os.open(os.devnull, os.O_RDONLY)
@@ -215,8 +217,6 @@ def _setup_child(msg: Mapping[str, Any]) -> None:
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
     sys.argv = [str(msg["target"])]
-    prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),
-             "cgroup": msg.get("cgroup")})
 
 
 def _wait_ready(fd: int, timeout_s: float = 5.0) -> None:
