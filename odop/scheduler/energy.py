@@ -40,19 +40,22 @@ from odop.energy.signals import SignalProvider, StaticSignal
 log = logging.getLogger("odop.scheduler.energy")
 MAX_PLANS = 20000
 """Cached deferral plans kept before those past their bound are dropped."""
+RETRY_S = 1.0
+"""Hold (s) of a deferrable execution not yet planned because the cycle's budget is spent."""
 
 
 @dataclass(frozen=True)
 class _View:
-    """One read of the forecast: its slots, levels, and the level in force when read."""
+    """The forecast as of one slot: its levels and the signal in force over the slot."""
 
     forecast: Forecast
     gen: int
-    read_at: float
+    slot_start: float
     slot_end: float
     classifier: LevelClassifier | None  # None: a flat signal (no levels to tell apart)
     level: CarbonLevel
-    value: float
+    carbon: float | None
+    price: float | None
 
 
 class EnergyPolicy:
@@ -69,10 +72,13 @@ class EnergyPolicy:
         self.elastic = ElasticAdvisor({CarbonLevel.VERY_LOW: 1.0, CarbonLevel.LOW: 0.5,
                                        **s.elastic_shares}, s.elastic_reserve_cores)
         self._view: _View | None = None
+        self._checked_at = -math.inf
         self._gen = 0
         self._key: tuple | None = None
         self._error: str | None = None
-        self._plans: dict[Any, tuple[DeferralPlan, int]] = {}
+        self._plans: dict[Any, tuple[DeferralPlan, int, float]] = {}
+        self._answers: dict[Any, tuple[_View, float | None]] = {}
+        self._budget_now, self._budget_left, self._stale = math.nan, 0, False
         self._caps: dict[float, PowerCapController] = {}
         self._capped: dict[str, set[str]] = {}
         self._last_cap: dict[str, float] = {}
@@ -101,35 +107,43 @@ class EnergyPolicy:
     # -- the signal, read at most every check_s ------------------------------------------
     def _read(self, now: float) -> _View | None:
         view = self._view
-        if view is not None and now - view.read_at < self.settings.check_s \
-                and view.read_at <= now < view.slot_end:
+        if view is not None and now - self._checked_at < self.settings.check_s \
+                and view.slot_start <= now < view.slot_end:
             return view
+        self._checked_at = now
         try:
             fc = self.provider.forecast(now, self.settings.horizon_s)
             if not fc.has(self.kind):
                 raise EnergyError(f"{fc.source} has no {self.kind} values")
-            self._view, self._error = self._make_view(fc, now), None
+            self._view, self._error = self._make_view(fc, now, view), None
         except (EnergyError, ValueError, ArithmeticError) as exc:
             if self._error != str(exc):
                 log.warning("energy signal unusable, scheduling as without one: %s", exc)
             self._error, self._view = str(exc), None
         return self._view
 
-    def _make_view(self, fc: Forecast, now: float) -> _View:
+    def _make_view(self, fc: Forecast, now: float, old: _View | None) -> _View:
+        """A new view when the forecast or the slot changed, else the old one."""
         values = fc.values(self.kind)
         key = (fc.source, float(fc.start[0]), fc.resolution_s, values.size, values.tobytes())
-        if key != self._key:
-            self._key, self._gen = key, self._gen + 1
         idx = int(np.clip((now - fc.start[0]) // fc.resolution_s, 0, values.size - 1))
-        slot_end = float(fc.start[0] + (idx + 1) * fc.resolution_s)
+        slot_start = float(fc.start[0] + idx * fc.resolution_s)
+        slot_end = slot_start + fc.resolution_s
         if slot_end <= now:  # past the last slot: the value is held
-            slot_end = now + self.settings.check_s
+            slot_start, slot_end = now, now + self.settings.check_s
+        if key == self._key and old is not None and old.slot_start <= now < old.slot_end:
+            return old
+        if key != self._key:
+            self._key = key
+            if old is None or not _extends(old.forecast, fc, self.kind):
+                self._gen += 1  # plans re-made; a forecast that only moved on keeps them
         flat = float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.abs(values).max()))
         classifier = None if flat else LevelClassifier.from_forecast(
             fc, self.kind, self.settings.level_quantiles)
-        value = float(values[idx])
-        level = CarbonLevel.MODERATE if classifier is None else classifier.level(value)
-        return _View(fc, self._gen, now, slot_end, classifier, level, value)
+        level = CarbonLevel.MODERATE if classifier is None else classifier.level(values[idx])
+        point = fc.point(slot_start)
+        return _View(fc, self._gen, min(slot_start, now), slot_end,
+                     classifier, level, point.carbon, point.price)
 
     def level(self, now: float) -> CarbonLevel:
         """The level of the signal now (MODERATE when flat or unavailable)."""
@@ -149,12 +163,30 @@ class EnergyPolicy:
         min(deadline, submitted_at + max_delay + expected_s, alloc_end) - expected_s.
         Once the simulation has ended (``sim_running`` False) nothing is held unless
         ``hold_after_sim`` is set: waiting would keep the whole allocation powered.
+        Pass ``execution``: it keys the caches that make a repeated call a dict lookup
+        (answers are kept per forecast slot, plans re-made only when the forecast changes).
         """
         if not sim_running and not self.settings.hold_after_sim:
             return None
         view = self._read(now)
         if view is None:
             return None
+        seen = self._answers.get(execution) if execution is not None else None
+        if seen is not None and seen[0] is view and (seen[1] is None or seen[1] > now):
+            return seen[1]  # same slot, same forecast: the same answer (None stays None)
+        key = execution or (task, submitted_at, deadline, expected_s)
+        self._stale = False
+        until = self._decide(key, spec, view, now, submitted_at, deadline, expected_s,
+                             expected_j)
+        if execution is not None and not self._stale:
+            if len(self._answers) >= MAX_PLANS:
+                self._prune(now)
+            self._answers[execution] = (view, until)
+        return until
+
+    def _decide(self, key: Any, spec: Mapping[str, Any], view: _View, now: float,
+                submitted_at: float, deadline: float | None, expected_s: float | None,
+                expected_j: float | None) -> float | None:
         energy = spec.get("energy") or {}
         duration = float(expected_s or spec.get("time_s") or 0.0)
         end_by = self._end_by(energy, submitted_at, deadline, duration)
@@ -163,7 +195,6 @@ class EnergyPolicy:
             return None
         until = None
         if energy.get("deferrable") and math.isfinite(end_by) and duration > 0:
-            key = execution or (task, submitted_at)
             until = self._deferred(key, view, now, duration, expected_j, spec, end_by)
         if until is None and not self._allowed(spec, view):
             until = view.slot_end
@@ -191,33 +222,49 @@ class EnergyPolicy:
             cores = float(spec.get("cpus_min") or 1.0)
             joules = energy_j or self.settings.watts_per_core * cores * duration
             plan = DeferralPlan(duration, joules, end_by, math.inf, self.kind, earliest=now)
-            entry = (plan, -1)
-        plan, gen = entry
-        if gen != view.gen:
-            plan.update(view.forecast, now)
-            self._plans[key] = entry = (plan, view.gen)
+            entry = (plan, -1, -math.inf)
+        plan, gen, known_until = entry
+        if gen != view.gen or known_until < min(plan.deadline, view.forecast.end):
+            if self._may_plan(now):
+                plan.update(view.forecast, now)
+                self._plans[key] = (plan, view.gen, view.forecast.end)
+            else:  # over this cycle's budget: the previous forecast's plan, or ask again
+                self._stale = True
+                if plan.decision is None:
+                    return now + RETRY_S
         decision = plan.decision
         if decision is None or not decision.fits or plan.due(now):
             return None
         return decision.start
 
+    def _may_plan(self, now: float) -> bool:
+        """Spend one of this cycle's plans (a cycle: the calls that share one ``now``)."""
+        if now != self._budget_now:
+            self._budget_now, self._budget_left = now, self.settings.plans_per_cycle
+        self._budget_left -= 1
+        return self._budget_left >= 0
+
     def _prune(self, now: float) -> None:
+        """Drop plans past their bound and answers of old views; then the oldest entries."""
         self._plans = {k: v for k, v in self._plans.items() if v[0].deadline > now}
-        while len(self._plans) >= MAX_PLANS:
-            self._plans.pop(next(iter(self._plans)))
+        self._answers = {k: v for k, v in self._answers.items() if v[0] is self._view}
+        for cache in (self._plans, self._answers):
+            while len(cache) >= MAX_PLANS:
+                cache.pop(next(iter(cache)))
 
     def forget(self, execution: str) -> None:
-        """Drop an execution's cached plan (placed, cancelled); optional, caches are bounded."""
+        """Drop an execution's cached plan and answer (placed, cancelled); optional, as
+        the caches are bounded."""
         self._plans.pop(execution, None)
+        self._answers.pop(execution, None)
 
     def _allowed(self, spec: Mapping[str, Any], view: _View) -> bool:
         energy = spec.get("energy") or {}
-        point = view.forecast.point(view.read_at)
         carbon_cap, price_cap = energy.get("carbon_threshold"), energy.get("price_threshold")
-        if price_cap is not None and point.price is not None and point.price > price_cap:
+        if price_cap is not None and view.price is not None and view.price > price_cap:
             return False
         if isinstance(carbon_cap, (int, float)):
-            return point.carbon is None or point.carbon <= carbon_cap
+            return view.carbon is None or view.carbon <= carbon_cap
         if isinstance(carbon_cap, str):
             return view.level <= parse_level(carbon_cap, "energy.carbon_threshold")
         return self.thresholds.allows(int(spec.get("priority", 0)), view.level)
@@ -302,6 +349,21 @@ class EnergyPolicy:
             "alloc_end": self.alloc_end, "plans": len(self._plans),
             "capped": {n: sorted(ids) for n, ids in self._capped.items() if ids},
         }
+
+
+def _extends(old: Forecast, new: Forecast, kind: str) -> bool:
+    """Whether ``new`` is ``old`` moved on in time: same source and slot grid, a later or
+    equal first slot, and the same values wherever both have slots."""
+    res = old.resolution_s
+    if new.source != old.source or new.resolution_s != res or new.start[0] < old.start[0]:
+        return False
+    shift = (new.start[0] - old.start[0]) / res
+    if abs(shift - round(shift)) > 1e-9:
+        return False
+    k = int(round(shift))
+    a, b = old.values(kind)[k:], new.values(kind)
+    n = min(a.size, b.size)
+    return bool(np.array_equal(a[:n], b[:n]))
 
 
 def _cap_task(t: Any) -> CapTask:
