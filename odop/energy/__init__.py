@@ -37,6 +37,7 @@ from odop.energy.policy import (
     PriorityThresholds,
 )
 from odop.energy.powercap import CapDecision, CapTask, PowerCapController
+from odop.energy.settings import EnergySettings, make_provider, parse_settings
 from odop.energy.signals import (
     ElectricityMaps,
     EntsoePrices,
@@ -51,11 +52,11 @@ from odop.energy.signals import (
 __all__ = [
     "BatchPlan", "CapDecision", "CapTask", "CapacityPlanner", "CarbonLevel", "Comparison",
     "ConcurrencyScaler", "Decision", "DeferralPlan", "ElasticAdvisor", "ElectricityMaps",
-    "EnergyConfigError", "EnergyError", "EntsoePrices", "ExecutionEnergy", "ExportPlan",
-    "ExportTask", "FetchError", "Forecast", "LevelClassifier", "PowerCapController",
+    "EnergyConfigError", "EnergyError", "EnergySettings", "EntsoePrices", "ExecutionEnergy",
+    "ExportPlan", "ExportTask", "FetchError", "Forecast", "LevelClassifier", "PowerCapController",
     "PriorityThresholds", "ReplaySignal", "RunTotals", "SignalError", "SignalPoint",
     "SignalProvider", "SignalStatus", "Site", "StaticSignal", "UKCarbonIntensity", "WattTime",
-    "account_execution", "after_simulation", "bucket_heuristic", "cpu_share_energy",
-    "grams_co2", "immediate", "interval_energy", "plan_many", "plan_start",
+    "account_execution", "after_simulation", "bucket_heuristic", "cpu_share_energy", "grams_co2",
+    "immediate", "interval_energy", "make_provider", "parse_settings", "plan_many", "plan_start",
     "plan_with_capacity", "render_slurm_script", "run_totals", "window_costs",
 ]
