@@ -35,6 +35,8 @@ class Config:
     """Longest wait for queued tasks at odop.stop(); None waits until the queue is empty."""
     time_limit_factor: float | None = 4.0
     """A task running longer than its declared ``time`` times this is killed (None: never)."""
+    prediction_window_s: float = 5.0
+    """Seconds ahead an unbound simulation's cores must be expected idle to be offered."""
     idle_phases: tuple[str, ...] = ("io", "wait", "idle", "gpu", "checkpoint")
     """Phase names (``odop.phase``) during which a bound rank's cores may be lent to tasks."""
     stop_grace_s: float = 5.0
@@ -54,6 +56,21 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """A plain mapping that :func:`load_config` turns back into ``config``."""
+    data = {k: getattr(config, k) for k in _FIELDS if k != "extra"}
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    return {**data, **config.extra}
+
+
+def run_config(meta: Mapping[str, Any], given: Config) -> Config:
+    """The config a run was started with (recorded in its meta), unless one was given."""
+    recorded = meta.get("config")
+    if given != Config() or not isinstance(recorded, Mapping):
+        return given
+    return load_config(recorded)
 _SECTIONS = ("energy",)
 
 
@@ -88,17 +105,23 @@ def _from_mapping(data: Mapping[str, Any]) -> Config:
 
 
 def _coerce(key: str, value: Any) -> Any:
-    default = _FIELDS[key].default
-    if isinstance(default, tuple):
+    """Check ``value`` against the field's declared type (from its annotation)."""
+    kind = str(_FIELDS[key].type)
+    if value is None and "None" in kind:
+        return None
+    if "tuple" in kind:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {key!r} = {value!r} must be a list of strings")
         return tuple(str(v) for v in value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"config key {key!r} = {value!r} must be a positive number")
+    if kind.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"config key {key!r} = {value!r} must be a positive number"
+                              + (" or absent" if "None" in kind else ""))
         return float(value)
     if key in ("selection", "placement"):
         return _check_choice(key, value)
+    if not isinstance(value, str):
+        raise ConfigError(f"config key {key!r} = {value!r} must be a string")
     return value
 
 

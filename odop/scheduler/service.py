@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from odop.config import Config
+from odop.config import Config, run_config
 from odop.errors import ProtocolError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
@@ -26,6 +26,7 @@ from odop.protocol import MsgType, decode, encode, make, new_id, transport, vali
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.predict import IdlePredictor
 from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.selection import Pending
 from odop.scheduler.triggers import TriggerSet
@@ -65,6 +66,9 @@ class SchedulerService:
         self.phases = PhaseBook(config.idle_phases)
         self.preemption = Preemption(self)
         self.reported_bound: dict[str, frozenset[int]] = {}
+        self.predictors: dict[str, IdlePredictor] = {}
+        self.next_prediction_record = time.monotonic() + 10.0
+        self.window = max(1, round(config.prediction_window_s / config.sample_interval_s))
         self._load()
 
     # -- restart ------------------------------------------------------------------------
@@ -240,6 +244,7 @@ class SchedulerService:
         view = msg["sample"]
         node = self._node(ident, msg["node"], view.get("cores") or [])
         node.update(view, msg["sim_alive"])
+        self._predict(node)
         self.reported_bound[node.name] = node.sim_bound
         node.sim_bound = node.sim_bound - self.phases.lent(node.name)
         self.preemption.shortfall(node, self.decider.sim_running)
@@ -253,6 +258,23 @@ class SchedulerService:
         if not msg["sim_alive"] and self.decider.sim_running:
             self._abort(f"simulation on {node.name} ended without odop.stop()")
         self.dirty = True
+
+    def _predict(self, node: Node) -> None:
+        """Learn the node's utilisation; an unbound simulation's cores count as busy if they
+        are expected busy within the prediction window."""
+        predictor = self.predictors.get(node.name)
+        if predictor is None or predictor.buf.shape[1] != len(node.util):
+            predictor = self.predictors[node.name] = IdlePredictor(
+                len(node.util), threshold=self.decider.busy_threshold)
+        predictor.observe(node.util)
+        if not node.sim_bound and node.util:
+            node.util = predictor.expected(self.window).tolist()
+
+    def _record_predictions(self) -> None:
+        now = time.time()
+        for name, p in self.predictors.items():
+            period = p.period * self.config.sample_interval_s if p.period else None
+            self.store.add_prediction(now, name, p.checked, p.accuracy, period)
 
     def _on_phase(self, ident: bytes, msg: Any) -> None:
         """A rank enters or leaves a phase: lend its cores, or take them back now."""
@@ -369,6 +391,9 @@ class SchedulerService:
                 del self.decider.nodes[name]
                 for execution in [e for e, (_, n, _) in self.decider.active.items() if n == name]:
                     self._lost(execution, f"lost: node {name} silent")
+        if now >= self.next_prediction_record:
+            self.next_prediction_record = now + 10.0
+            self._record_predictions()
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
         if not (self.decider.sim_running or self.decider.pending or self.decider.active
@@ -396,6 +421,7 @@ class SchedulerService:
         self.dirty = True
 
     def _drained(self) -> None:
+        self._record_predictions()
         counts = self.store.counts()
         for ident, ref in self.waiters:
             self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
@@ -437,6 +463,8 @@ def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
           parent_pid: int | None = None) -> None:
     """Entry point of ``odop scheduler``: serve the run until it is drained or aborted."""
     paths = RunPaths(run_dir)
+    meta = RunStore(paths.db, readonly=True).meta() if paths.db.exists() else {}
+    config = run_config(meta, config)
     service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
     node = os.environ.get("ODOP_NODE") or os.uname().nodename
     service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
