@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+
 import pytest
 
-from odop.scheduler.cluster import Node
+from odop.scheduler.cluster import FreeIndex, Node
 from odop.scheduler.core import Decider, cores_wanted
 from odop.scheduler.placement import PLACEMENTS
 from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import SELECTIONS, Pending
+from odop.scheduler.selection import SELECTIONS, Pending, Queue, Selection
 
 SPEC = {"cpus_min": 1.0, "cpus_max": 1.0, "max_runs": None}
 
@@ -137,3 +142,170 @@ def test_placements() -> None:
     rr = make_placement("round_robin")
     assert [rr.place(free, 1, 1)[0] for _ in range(4)] == ["a", "b", "c", "a"]  # type: ignore[index]
     assert make_placement("first_fit").place(free, 4, 4) is None
+
+
+# -- the incremental structures agree with recomputing everything from scratch ------------
+def test_free_index_answers_like_a_scan() -> None:
+    rng = random.Random(7)
+    index = FreeIndex()
+    plain: dict[str, list[int]] = {}
+    for _ in range(400):
+        name = f"n{rng.randrange(12):02d}"
+        cores = sorted(rng.sample(range(16), rng.randrange(0, 5)))
+        index.set(name, cores)
+        plain[name] = cores
+        want = rng.randrange(1, 5)
+        fits = [(len(c), n) for n, c in plain.items() if len(c) >= want]
+        assert index.first(want) == next((n for n, c in plain.items() if len(c) >= want), None)
+        assert index.tightest(want) == (min(fits)[1] if fits else None)
+        assert index.loosest(want) == (max(fits)[1] if fits else None)
+        assert index.total == sum(map(len, plain.values()))
+        assert index.max_count() == max(map(len, plain.values()))
+        assert dict(index) == plain
+
+
+def test_queue_order_matches_the_selection_through_adds_and_removals() -> None:
+    rng = random.Random(3)
+    for name, cls in SELECTIONS.items():
+        q = Queue(cls())
+        for i in range(300):
+            op = rng.random()
+            if op < 0.6 or not q:
+                k = rng.randrange(60)
+                q[f"e{k}"] = pend(k, priority=rng.randrange(3), expected_s=rng.choice(
+                    [None, 1.0, 2.0]), deadline=rng.choice([None, 5.0, 9.0]))
+            elif op < 0.9:
+                del q[rng.choice(list(q))]
+            else:
+                q.pop(rng.choice(list(q)))
+            want = [p.execution for p in cls().order(list(q.values()), 0.0)]
+            assert [p.execution for p in q.ordered(0.0)] == want, (name, i)
+        q.clear()
+        assert list(q.ordered(0.0)) == []
+
+
+def test_a_selection_that_overrides_order_is_asked_every_cycle() -> None:
+    class Newest(Selection):
+        name = "newest"
+
+        def order(self, pending: Sequence[Pending], now: float) -> list[Pending]:
+            return sorted(pending, key=lambda p: -p.submitted_at)
+
+    d = Decider(Newest(), make_placement("first_fit"))
+    d.specs["t"] = dict(SPEC)
+    d.add_node(node("a", 1))
+    for i in range(3):
+        d.enqueue(pend(i))
+    assert [p.pending.execution for p in d.cycle(0.0)] == ["e2"]
+    with pytest.raises(TypeError):
+        type("Empty", (Selection,), {"name": "empty"})
+
+
+def _ref_sim_cores(n: Node, threshold: float) -> set[int]:
+    if n.sim_bound:
+        return set(n.sim_bound)
+    if not n.sim_n:
+        return set()
+    busy = sorted(((u, c) for c, u in zip(n.cores, n.util, strict=False)
+                   if u > threshold and c not in n.granted), reverse=True)
+    return {c for _, c in busy[:max(1, math.ceil(n.sim_cpu - 0.25))]}
+
+
+def _ref_free(d: Decider) -> dict[str, list[int]]:
+    out = {}
+    for name, n in d.nodes.items():
+        busy = set(n.granted) | (_ref_sim_cores(n, d.busy_threshold) if d.sim_running else set())
+        out[name] = [c for c in n.cores if c not in busy] if n.sampled else []
+    return out
+
+
+class _RefPlace:
+    """The placements as plain scans over a dict, as first written."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.next = name, 0
+
+    def place(self, free: dict[str, list[int]], lo: int, hi: int) -> tuple[str, list[int]] | None:
+        fits = [(len(c), n) for n, c in free.items() if len(c) >= lo]
+        names = list(free)
+        pick = None
+        if self.name == "first_fit":
+            pick = next((n for n, c in free.items() if len(c) >= lo), None)
+        elif self.name == "best_fit":
+            pick = min(fits)[1] if fits else None
+        elif self.name == "worst_fit":
+            pick = max(fits)[1] if fits else None
+        else:
+            for i in range(len(names)):
+                n = names[(self.next + i) % len(names)]
+                if len(free[n]) >= lo:
+                    self.next, pick = (self.next + i + 1) % len(names), n
+                    break
+        return None if pick is None else (pick, list(free[pick][:hi]))
+
+
+def _ref_cycle(d: Decider, ref: _RefPlace, now: float) -> list[tuple[str, str, list[int]]]:
+    free, per_task = _ref_free(d), Counter(d.per_task)
+    left, out = sum(map(len, free.values())), []
+    for p in d.selection.order(list(d.pending.values()), now):
+        if left <= 0:
+            break
+        spec = d.specs.get(p.task)
+        if spec is None or p.not_before > now:
+            continue
+        if spec.get("max_runs") is not None and per_task[p.task] >= spec["max_runs"]:
+            continue
+        choice = ref.place(free, *cores_wanted(spec))
+        if choice is None:
+            continue
+        name, cores = choice
+        free[name] = [c for c in free[name] if c not in cores]
+        left -= len(cores)
+        per_task[p.task] += 1
+        out.append((p.execution, name, cores))
+    return out
+
+
+def _random_view(rng: random.Random, cores: int) -> dict[str, object]:
+    util = [rng.choice([0.0, 0.2, 0.7, 0.9, 1.0]) for _ in range(cores)]
+    if rng.random() < 0.5:
+        return {"util": util, "sim_bound": rng.sample(range(cores), rng.randrange(cores))}
+    return {"util": util, "sim_bound": [], "sim_n": rng.randrange(3),
+            "sim_cpu": rng.random() * cores}
+
+
+@pytest.mark.parametrize("selection", sorted(SELECTIONS))
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_incremental_cycle_equals_recomputing_everything(selection: str, placement: str) -> None:
+    rng = random.Random(f"{selection}/{placement}")
+    d = Decider(make_selection(selection), make_placement(placement))
+    ref = _RefPlace(placement)
+    d.specs.update({"one": {"cpus_min": 1.0, "cpus_max": 1.0},
+                    "two": {"cpus_min": 2.0, "cpus_max": 3.0},
+                    "cap": {"cpus_min": 1.0, "cpus_max": 1.0, "max_runs": 2}})
+    for k in range(4):
+        d.add_node(node(f"n{k}", 6))
+    for step in range(250):
+        op = rng.random()
+        if op < 0.35:
+            d.enqueue(Pending(f"e{step}", rng.choice(["one", "two", "cap", "gone"]), {},
+                              float(step), priority=rng.randrange(3),
+                              expected_s=rng.choice([None, 1.0, 3.0]),
+                              deadline=rng.choice([None, 10.0, 20.0]),
+                              not_before=rng.choice([0.0, 0.0, 1e9])))
+        elif op < 0.55:
+            d.nodes[f"n{rng.randrange(4)}"].update(_random_view(rng, 6), sim_alive=True)
+        elif op < 0.75 and d.active:
+            d.release(rng.choice(sorted(d.active)))
+        elif op < 0.8 and d.pending:
+            del d.pending[rng.choice(sorted(d.pending))]
+        elif op < 0.83:
+            d.sim_running = not d.sim_running
+        elif op < 0.86:
+            name = f"n{rng.randrange(4)}"
+            del d.nodes[name]
+            d.add_node(node(name, 6))
+        assert d.free_cores() == _ref_free(d), step
+        want = _ref_cycle(d, ref, float(step))
+        got = [(p.pending.execution, p.node, p.cores) for p in d.cycle(float(step))]
+        assert got == want, step
