@@ -45,6 +45,9 @@ class Config:
     """Folders with task spec files (*.json, *.toml) and task modules (*.py)."""
     executable_dirs: tuple[str, ...] = ("executables",)
     """Folders where executable tasks' programs may live."""
+    alloc_end: float | None = None
+    """Unix time the allocation ends (default: from Slurm); no task starts that cannot end
+    before it."""
     scheduler_node: str | None = None
     """Node id that hosts the scheduler; None means the node of rank 0."""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)

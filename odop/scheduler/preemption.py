@@ -53,6 +53,8 @@ class Preemption:
         self.paused: dict[str, tuple[str, str, int]] = {}
         """execution -> (task, node, cores it needs) for executions paused by us."""
         self.requeueing: set[str] = set()
+        self.capped: set[str] = set()
+        """Paused executions held by the power cap: resumed only when it says so."""
 
     def take_back(self, node: Node, cores: Iterable[int], reason: str) -> None:
         """Preempt every execution holding one of ``cores`` on ``node``."""
@@ -73,13 +75,16 @@ class Preemption:
         for execution in victims[:max(0, missing)]:
             self.preempt(execution, "the simulation needs its cores back")
 
-    def preempt(self, execution: str, reason: str) -> None:
+    def preempt(self, execution: str, reason: str, *, policy: str | None = None,
+                capped: bool = False) -> None:
         svc = self.service
         held = svc.decider.active.get(execution)
         if held is None:
             return
         task, node_name, cores = held
-        policy = svc.decider.specs.get(task, {}).get("preempt", "pause")
+        policy = policy or svc.decider.specs.get(task, {}).get("preempt", "pause")
+        if capped:
+            self.capped.add(execution)
         if policy == "repin" and self._repin(execution, cores, reason):
             return
         if policy == "requeue":
@@ -114,6 +119,8 @@ class Preemption:
         svc = self.service
         free = svc.decider.free_cores()
         for execution, (task, node_name, n) in list(self.paused.items()):
+            if execution in self.capped:
+                continue
             cores = free.get(node_name, [])
             if len(cores) < n:
                 continue
@@ -138,6 +145,7 @@ class Preemption:
                                  node=None, cores=None, pid=None, not_before=time.time())
             svc.requeue(execution)
             return True
+        self.capped.discard(execution)
         if self.paused.pop(execution, None) is not None:
             svc.finish(row, usage, ended_at=time.time())
             return True

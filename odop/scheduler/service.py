@@ -9,6 +9,7 @@ scheduler killed at any instant restarts from the database with nothing lost.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -25,6 +26,8 @@ from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider, Placed
+from odop.scheduler.energy import EnergyPolicy
+from odop.scheduler.holds import Holds
 from odop.scheduler.plugins import make_placement, make_selection
 from odop.scheduler.predict import IdlePredictor
 from odop.scheduler.preemption import PhaseBook, Preemption
@@ -63,6 +66,10 @@ class SchedulerService:
         self.running = True
         self.dirty = True
         self.triggers = TriggerSet(str(paths.db))
+        self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
+                                               alloc_end=config.alloc_end)
+        self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
+        self.started_at: dict[str, float] = {}
         self.phases = PhaseBook(config.idle_phases)
         self.preemption = Preemption(self)
         self.reported_bound: dict[str, frozenset[int]] = {}
@@ -95,20 +102,29 @@ class SchedulerService:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._abort("scheduler received SIGTERM"))
         self.store.set_meta("scheduler_started", time.time())
+        self.energy.start()
         next_check = time.monotonic()
         while self.running:
             self._wait_for_events()
-            if self.dirty:
+            if self.dirty or self._holds_due():
                 self.dirty = False
                 self.preemption.resume_paused()
-                self._act(self.decider.cycle(time.time()))
+                now = time.time()
+                free = self.decider.free_cores()
+                self.holds.apply(now, any(free.values()))
+                self._act(self.decider.cycle(now))
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 self._housekeeping()
         self.triggers.close()
+        self.energy.stop()
         self.sock.close()
         self.store.close()
         self.profiles.close()
+
+    def _holds_due(self) -> bool:
+        due = self.holds.next_due()
+        return due is not None and due <= time.time()
 
     def _wait_for_events(self) -> None:
         """Block until a message, a trigger or a timer needs attention, then serve it."""
@@ -201,8 +217,8 @@ class SchedulerService:
         if row is None:
             self._send(ident, MsgType.ERROR, ref=msg["id"], error=f"no execution {execution}")
             return
-        if execution in self.decider.pending:
-            del self.decider.pending[execution]
+        if execution in self.decider.pending or self.holds.drop(execution):
+            self.decider.pending.pop(execution, None)
             self.store.transition(execution, ExecState.CANCELLED, detail="cancelled by user")
         elif execution in self.decider.active or self.preemption.owns(execution):
             self.cancelling.add(execution)
@@ -215,7 +231,8 @@ class SchedulerService:
                                         threshold=self.decider.busy_threshold),
                           "power_w": n.power_w} for n in self.decider.nodes.values()}
         body = {"counts": self.store.counts(), "nodes": nodes, "invalid": self.invalid,
-                "sim_running": self.decider.sim_running}
+                "sim_running": self.decider.sim_running, "held": len(self.holds.held),
+                "energy": self.energy.status(time.time())}
         self._send(ident, MsgType.REPLY, ref=msg["id"], body=body)
 
     def _on_sim_end(self, ident: bytes, msg: Any) -> None:
@@ -248,6 +265,7 @@ class SchedulerService:
         self.reported_bound[node.name] = node.sim_bound
         node.sim_bound = node.sim_bound - self.phases.lent(node.name)
         self.preemption.shortfall(node, self.decider.sim_running)
+        self._power_cap(node)
         running = set(msg["running"])
         now = time.monotonic()
         for execution, (_, where, _) in self.decider.active.items():
@@ -258,6 +276,24 @@ class SchedulerService:
         if not msg["sim_alive"] and self.decider.sim_running:
             self._abort(f"simulation on {node.name} ended without odop.stop()")
         self.dirty = True
+
+    def _power_cap(self, node: Node) -> None:
+        """Keep the node under its power cap: pause the lowest-priority tasks first."""
+        if self.energy.settings.cap_for(node.name) is None:
+            return
+        running = [{"id": e, "priority": self.decider.specs.get(t, {}).get("priority", 0),
+                    "stoppable": True, "started_at": self.started_at.get(e, time.time()),
+                    "paused": False}
+                   for e, (t, n, _) in self.decider.active.items() if n == node.name]
+        running += [{"id": e, "priority": 0, "stoppable": True, "started_at": 0.0,
+                     "paused": True} for e in self.preemption.capped]
+        pause, resume = self.energy.power_cap(node.name, node.power_w, running, now=time.time())
+        for execution in pause:
+            self.preemption.preempt(execution, f"node {node.name} over its power cap",
+                                    policy="pause", capped=True)
+        for execution in resume:
+            self.preemption.capped.discard(execution)
+        self.dirty = self.dirty or bool(resume)
 
     def _predict(self, node: Node) -> None:
         """Learn the node's utilisation; an unbound simulation's cores count as busy if they
@@ -292,6 +328,7 @@ class SchedulerService:
         self.dirty = True
 
     def _on_started(self, ident: bytes, msg: Any) -> None:
+        self.started_at[msg["execution"]] = msg["t"]
         try:
             self.store.transition(msg["execution"], ExecState.RUNNING, pid=msg["pid"],
                                   started_at=msg["t"])
@@ -397,7 +434,7 @@ class SchedulerService:
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
         if not (self.decider.sim_running or self.decider.pending or self.decider.active
-                or self.preemption.paused):
+                or self.preemption.paused or self.holds.waiting()):
             self._drained()
 
     def _lost(self, execution: str, reason: str) -> None:
@@ -433,7 +470,7 @@ class SchedulerService:
         """The simulation is gone: cancel what is queued, stop what runs, and exit."""
         log.warning("aborting: %s", reason)
         now = time.time()
-        for execution in list(self.decider.pending):
+        for execution in [*self.decider.pending, *self.holds.held]:
             self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
         for execution in [*self.decider.active, *self.preemption.paused]:
             self.decider.release(execution)
@@ -441,6 +478,7 @@ class SchedulerService:
                 self.store.transition(execution, ExecState.CANCELLED, detail=reason,
                                       reason=reason, ended_at=now)
         self.decider.pending.clear()
+        self.holds.held.clear()
         self.preemption.paused.clear()
         self._shutdown_agents(reason)
         self.running = False
@@ -459,12 +497,25 @@ class SchedulerService:
     }
 
 
+def _with_allocation(config: Config) -> Config:
+    """The config with the allocation's end time from Slurm when it does not set one."""
+    if config.alloc_end is not None:
+        return config
+    try:
+        from odop.launch.slurm import allocation
+    except ImportError:
+        return config
+    found = allocation()
+    end = getattr(found, "end_time", None)
+    return dataclasses.replace(config, alloc_end=end) if end else config
+
+
 def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
           parent_pid: int | None = None) -> None:
     """Entry point of ``odop scheduler``: serve the run until it is drained or aborted."""
     paths = RunPaths(run_dir)
     meta = RunStore(paths.db, readonly=True).meta() if paths.db.exists() else {}
-    config = run_config(meta, config)
+    config = _with_allocation(run_config(meta, config))
     service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
     node = os.environ.get("ODOP_NODE") or os.uname().nodename
     service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
