@@ -8,6 +8,7 @@ the simulation it serves is gone, when told to shut down, or on SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import zmq
 
 from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
+from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
@@ -55,6 +57,8 @@ class Agent:
         self.sock = transport.dealer(endpoint or paths.scheduler_endpoint,
                                      identity=f"agent:{node}".encode(), linger_ms=500)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.meter = UsageMeter()
+        self.task_pids: dict[str, int] = {}
         self.invalid = 0
         self.running = True
         self.exit_reason = ""
@@ -105,6 +109,7 @@ class Agent:
     def _tick(self) -> None:
         self._discover_ranks()
         sample = self.observer.tick()
+        self.meter.add(sample)
         alive = self._sim_alive()
         self._send(MsgType.SAMPLE, node=self.node, sample=node_view(sample, self.cores),
                    running=sorted(self.engine.tasks), sim_alive=alive)
@@ -181,8 +186,26 @@ class Agent:
         except (SpawnError, KeyError, ValueError, IndexError) as exc:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
+        self._follow_task(execution, proc.pid)
         self._send(MsgType.STARTED, execution=execution, pid=proc.pid, cores=proc.cores,
                    t=time.time())
+
+    def _follow_task(self, execution: str, pid: int) -> None:
+        self.task_pids[execution] = pid
+        self.meter.start(pid)
+        try:
+            self.observer.processes.watch(  # type: ignore[union-attr]
+                pid, role="task", label=execution, tree=True)
+        except Exception as exc:  # exited already, or the observer failed: no energy figure
+            log.debug("cannot observe task %s: %s", execution, exc)
+
+    def _unfollow_task(self, execution: str) -> TaskUsage:
+        pid = self.task_pids.pop(execution, None)
+        if pid is None:
+            return TaskUsage()
+        with contextlib.suppress(Exception):
+            self.observer.processes.unwatch(pid)  # type: ignore[union-attr]
+        return self.meter.stop(pid)
 
     def _control(self, mtype: MsgType, msg: Any) -> None:
         proc = self.engine.tasks.get(msg["execution"])
@@ -199,9 +222,13 @@ class Agent:
 
     def _report(self, exits: list[Exit]) -> None:
         for e in exits:
+            usage = self._unfollow_task(e.execution)
+            energy = usage.energy_j(e.cpu_s, self.meter.w_per_core)
             msg = self._send(MsgType.EXITED, execution=e.execution, exit_code=e.exit_code,
                              signal=e.signal, reason=e.reason, cpu_s=e.cpu_s,
-                             max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s, t=time.time())
+                             max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s, t=time.time(),
+                             energy_j=energy, power_source=self.meter.source or None,
+                             threads=usage.threads or None)
             self.unacked[msg["id"]] = (time.monotonic(), msg)
 
 

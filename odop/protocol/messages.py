@@ -66,6 +66,7 @@ SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
     MsgType.EXITED: {
         "execution": (str,), "exit_code": _opt_int, "signal": _opt_int, "reason": (str,),
         "cpu_s": _num, "max_rss_bytes": (int,), "wall_s": _num, "t": _num,
+        "energy_j": _opt_num, "power_source": _opt_str, "threads": _opt_int,
     },
     MsgType.START: {
         "execution": (str,), "spec": (dict,), "args": (dict,), "cores": (list,),

@@ -352,8 +352,19 @@ class SchedulerService:
         self.missing.pop(execution, None)
         usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
                                      "wall_s")}
+        usage.update(self._footprint(msg, row))
         self.finish(row, usage, ended_at=msg["t"])
         self.dirty = True
+
+    def _footprint(self, msg: Any, row: dict[str, Any]) -> dict[str, Any]:
+        """Energy (J), its source, gCO2 over the execution's run, and peak threads."""
+        extra: dict[str, Any] = {"threads": msg.get("threads")}
+        energy = msg.get("energy_j")
+        if energy is None:
+            return extra
+        start = row.get("started_at") or msg["t"] - msg["wall_s"]
+        grams = self.energy.footprint(energy, start, msg["t"])["gco2"]
+        return {**extra, "energy_j": energy, "gco2": grams, "power_source": msg["power_source"]}
 
     def finish(self, row: dict[str, Any], usage: dict[str, Any], ended_at: float) -> None:
         execution = row["id"]
@@ -365,8 +376,8 @@ class SchedulerService:
         self.store.transition(execution, state, detail=usage["reason"], ended_at=ended_at,
                               **usage)
         self.profiles.record(row["task"], self.paths.name, execution, Measurement(
-            usage["wall_s"], usage["cpu_s"], usage["max_rss_bytes"],
-            exit_code=usage["exit_code"]))
+            usage["wall_s"], usage["cpu_s"], usage["max_rss_bytes"], threads=usage.get("threads"),
+            energy_j=usage.get("energy_j"), exit_code=usage["exit_code"]))
         if state is ExecState.FAILED:
             self._maybe_retry(row, usage["reason"])
         elif state is ExecState.DONE:

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS executions (
     not_before REAL NOT NULL DEFAULT 0, deadline REAL, attempt INTEGER NOT NULL DEFAULT 0,
     node TEXT, cores TEXT, pid INTEGER, started_at REAL, ended_at REAL,
     exit_code INTEGER, signal INTEGER, reason TEXT,
-    cpu_s REAL, max_rss_bytes INTEGER, wall_s REAL, origin TEXT);
+    cpu_s REAL, max_rss_bytes INTEGER, wall_s REAL, origin TEXT,
+    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER);
 CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
     execution TEXT NOT NULL, t REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
@@ -40,7 +41,6 @@ CREATE TABLE IF NOT EXISTS predictions (
     period_s REAL);
 """
 
-USAGE_FIELDS = ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes", "wall_s")
 
 
 class TransitionError(OdopError, ValueError):
