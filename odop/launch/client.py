@@ -14,6 +14,7 @@ from typing import Any
 import zmq
 
 from odop.errors import ProtocolError
+from odop.launch.journal import Journal
 from odop.protocol import MsgType, decode, encode, make, transport, validate
 
 log = logging.getLogger("odop.client")
@@ -23,15 +24,19 @@ RESEND_S = 1.0
 class Client:
     """A DEALER socket to the scheduler, with acknowledgement tracking."""
 
-    def __init__(self, endpoint: str, *, rank: int | None = None) -> None:
-        self.endpoint, self.rank = endpoint, rank
+    def __init__(self, endpoint: str, *, rank: int | None = None,
+                 journal: Journal | None = None) -> None:
+        self.endpoint, self.rank, self.journal = endpoint, rank, journal
         self.sock = transport.dealer(endpoint)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}
+        self.awaiting: set[str] = set()
 
     def close(self) -> None:
         self.sock.close(0)
+        if self.journal is not None:
+            self.journal.close()
 
     def send(self, mtype: MsgType, *, track: bool = False, **fields: Any) -> dict[str, Any]:
         """Queue a message without blocking; ``track`` resends it until acknowledged."""
@@ -46,8 +51,17 @@ class Client:
         return msg
 
     def submit(self, execution: str, task: str, args: dict[str, Any]) -> None:
-        self.send(MsgType.SUBMIT, track=True, execution=execution, task=task, args=args,
-                  rank=self.rank)
+        """Queue a submission, journal it, and return at once whatever the scheduler does."""
+        msg = self.send(MsgType.SUBMIT, track=True, execution=execution, task=task, args=args,
+                        rank=self.rank)
+        if self.journal is not None:
+            self.journal.submitted(msg)
+
+    def resend_all(self) -> None:
+        """Resend every unacknowledged message now (after the scheduler came back)."""
+        for msg_id, (_, msg) in list(self.unacked.items()):
+            self.unacked[msg_id] = (0.0, msg)
+        self.pump()
 
     def pump(self, timeout_s: float = 0.0) -> None:
         """Read whatever arrived (waiting up to ``timeout_s`` for the first), resend stale."""
@@ -78,8 +92,11 @@ class Client:
             self.errors.append(msg["error"])
             log.warning("scheduler: %s", msg["error"])
         if ref:
-            self.unacked.pop(ref, None)
-            self.replies[ref] = dict(msg)
+            acked = self.unacked.pop(ref, None)
+            if acked is not None and self.journal is not None and acked[1]["type"] == "submit":
+                self.journal.acked(ref)
+            if ref in self.awaiting:
+                self.replies[ref] = dict(msg)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` until every tracked message is acknowledged."""
@@ -93,11 +110,15 @@ class Client:
         """Send and wait for the reply to this message; None on timeout or if ``alive()``
         says the scheduler is gone."""
         ref = self.send(mtype, **fields)["id"]
+        self.awaiting.add(ref)
         end = None if timeout_s is None else time.monotonic() + timeout_s
-        while ref not in self.replies:
-            if end is not None and time.monotonic() >= end:
-                return None
-            if alive is not None and not alive():
-                return None
-            self.pump(0.1)
-        return self.replies.pop(ref)
+        try:
+            while ref not in self.replies:
+                if end is not None and time.monotonic() >= end:
+                    return None
+                if alive is not None and not alive():
+                    return None
+                self.pump(0.1)
+            return self.replies.pop(ref)
+        finally:
+            self.awaiting.discard(ref)

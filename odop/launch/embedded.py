@@ -1,10 +1,14 @@
 """odop inside the simulation: ``start``, ``submit`` and ``stop`` called by every rank.
 
-Under MPI the calls are collective over the communicator: rank 0 creates the run and starts
-the scheduler, the first rank on each node (a shared-memory split) starts that node's agent
-with the pids of the node's ranks, and every rank gets a client socket. Without MPI the
-single process plays all three parts. Nothing here can hold the simulation up for long:
-sends never block, waits are bounded, and a dead scheduler only costs a warning.
+Under MPI the calls are collective over the communicator (``MPI.COMM_WORLD`` or the one
+passed): rank 0 creates the run, one rank (rank 0, or the first on ``scheduler_node``)
+starts the scheduler unless an external one already serves the run, the first rank on each
+node (a shared-memory split) starts that node's agent unless one runs there, and every rank
+gets a client socket. Without MPI the single process plays all three parts.
+
+Nothing here can hold the simulation up for long: sends never block, every submission is
+journaled (odop/launch/journal.py) and resent until acknowledged, waits are bounded, and a
+dead scheduler or agent is restarted by the rank that started it (odop/launch/failopen.py).
 """
 
 from __future__ import annotations
@@ -19,17 +23,18 @@ from typing import Any
 
 from odop.config import Config, load_config
 from odop.errors import OdopError, UnknownTaskError
+from odop.launch import discover, startup
 from odop.launch.client import Client
-from odop.launch.daemons import spawn_daemon
-from odop.launch.mpi import Comm, barrier, node_comm, world
-from odop.paths import RunPaths, new_run_name, runs_folder
-from odop.procs import pid_alive
-from odop.protocol import MsgType, new_id
-from odop.store.executions import RunStore
+from odop.launch.failopen import Keeper
+from odop.launch.journal import Journal
+from odop.launch.mpi import Comm, barrier, world
+from odop.paths import RunPaths
+from odop.protocol import MsgType, new_id, transport
 from odop.tasks import registry
 
 log = logging.getLogger("odop")
 FLUSH_S = 5.0
+"""Longest wait at stop for the scheduler to acknowledge this rank's submissions (s)."""
 
 
 @dataclass
@@ -43,8 +48,8 @@ class Runtime:
     rank: int
     node: str
     tasks: set[str]
-    children: list[subprocess.Popen] = field(default_factory=list)
-    scheduler: subprocess.Popen | None = None
+    keepers: list[Keeper] = field(default_factory=list)
+    scheduler: Keeper | None = None
 
 
 _runtime: Runtime | None = None
@@ -63,44 +68,42 @@ def start(run_name: str | None = None, task_folder: str | None = None,
         raise OdopError("odop.start() was called twice; call odop.stop() first")
     cfg = load_config(config)
     comm = comm if comm is not None else world()
-    rank = comm.Get_rank() if comm is not None else 0
-    node = node_name()
-    paths = _create_run(run_name, cfg, node) if rank == 0 else None
+    where = startup.layout(comm, node_name())
+    opened = startup.open_run(run_name, cfg, where.node) if where.rank == 0 else None
     if comm is not None:
-        paths = comm.bcast(paths, root=0)
-    assert paths is not None
-    rt = Runtime(paths, cfg, Client(paths.scheduler_endpoint, rank=rank), comm, rank, node,
-                 tasks=set())
-    if rank == 0:
-        rt.scheduler = spawn_daemon("scheduler", [], paths, node)
-        rt.children.append(rt.scheduler)
-    _start_agent(rt)
+        opened = comm.bcast(opened, root=0)
+    assert opened is not None
+    paths, external = opened
+    transport.use_run(paths.root)
+    scheduler = _start_scheduler(comm, where, cfg, paths, external)
+    endpoint = discover.scheduler_endpoint(paths)
+    journal = Journal(paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl")
+    rt = Runtime(paths, cfg, Client(endpoint, rank=where.rank, journal=journal), comm,
+                 where.rank, where.node, tasks=set(), scheduler=scheduler)
+    if scheduler is not None:
+        rt.keepers.append(scheduler)
+        scheduler.on_respawn = rt.client.resend_all
+    local, ranks = startup.node_ranks(comm, where.rank)
+    if local is None or local.Get_rank() == 0:
+        agent = startup.start_agent(paths, where.node, ranks, cfg.sample_interval_s)
+        rt.keepers += [agent] if agent is not None else []
     rt.tasks = _declare(rt, task_folder)
     _runtime = rt
     return paths
 
 
-def _create_run(run_name: str | None, cfg: Config, node: str) -> RunPaths:
-    name = run_name or new_run_name()
-    paths = RunPaths(runs_folder(cfg.home_path) / name).create()
-    store = RunStore(paths.db)
-    store.set_meta("run", name)
-    store.set_meta("started", time.time())
-    store.set_meta("config", {k: v for k, v in cfg.__dict__.items() if k != "extra"})
-    store.close()
-    return paths
-
-
-def _start_agent(rt: Runtime) -> None:
-    """The first rank of each node starts the node's agent, watching the node's ranks."""
-    local = node_comm(rt.comm)
-    me = (os.getpid(), sorted(os.sched_getaffinity(0)))
-    ranks = local.gather(me, root=0) if local is not None else [me]
-    if local is None or local.Get_rank() == 0:
-        pids = ",".join(str(pid) for pid, _ in ranks or [])
-        args = ["--node", rt.node, "--sim-pids", pids,
-                "--interval", str(rt.config.sample_interval_s)]
-        rt.children.append(spawn_daemon("agent", args, rt.paths, rt.node))
+def _start_scheduler(comm: Comm | None, where: startup.Layout, cfg: Config,
+                     paths: RunPaths, external: bool) -> Keeper | None:
+    """Start the scheduler on its rank unless an external one serves the run; every rank
+    returns once the scheduler's endpoint is known (announced, for tcp://)."""
+    if external:
+        return None
+    host = where.scheduler_rank(cfg)
+    bind = "tcp://*:*" if where.multi_node else None
+    keeper = startup.start_scheduler(paths, where.node, bind) if where.rank == host else None
+    if comm is not None and where.multi_node:
+        barrier(comm)  # the endpoint is announced: discover finds it on the shared folder
+    return keeper
 
 
 def _declare(rt: Runtime, task_folder: str | None) -> set[str]:
@@ -122,6 +125,8 @@ def submit(task_name: str, /, **kwargs: Any) -> str:
         raise UnknownTaskError(task_name, sorted(rt.tasks))
     execution = new_id()
     rt.client.submit(execution, task_name, kwargs)
+    for keeper in rt.keepers:
+        keeper.check()
     rt.client.pump()
     return execution
 
@@ -129,41 +134,65 @@ def submit(task_name: str, /, **kwargs: Any) -> str:
 def stop(timeout_s: float | None = None) -> dict[str, Any]:
     """Drain the queue on every core, then shut odop down; every rank calls it.
 
-    Returns, on rank 0, ``{"done", "failed", "drained"}``; elsewhere an empty dict.
+    Returns, on rank 0, ``{"done", "failed", "drained"}`` plus ``"unacknowledged"`` (the
+    count of submissions the scheduler never confirmed, kept in the journals) when not 0;
+    elsewhere an empty dict.
+    Every wait is bounded, except the drain when ``drain_timeout_s`` is None and the
+    scheduler stays alive and busy.
     """
     global _runtime
     rt = _require()
     _runtime = None
-    rt.client.flush(FLUSH_S if _scheduler_alive(rt) else 0.0)
-    if rt.client.unacked:
-        log.warning("odop: %d message(s) never reached the scheduler", len(rt.client.unacked))
+    for keeper in rt.keepers:
+        keeper.check(force=True)
+    alive = _scheduler_alive(rt)
+    if rt.comm is not None:
+        alive = bool(rt.comm.allreduce(int(alive)))
+    rt.client.flush(FLUSH_S if alive else 0.0)
+    lost = _report_unacked(rt)
     barrier(rt.comm)
     summary: dict[str, Any] = {}
     if rt.rank == 0:
         summary = _drain(rt, timeout_s if timeout_s is not None else rt.config.drain_timeout_s)
+    if rt.comm is not None:
+        lost = rt.comm.reduce(lost, root=0)
+    if rt.rank == 0 and lost:
+        summary["unacknowledged"] = lost
     barrier(rt.comm)
-    _reap(rt.children, grace_s=2.0)
+    _reap([k.proc for k in rt.keepers if k.proc is not None], grace_s=2.0)
     rt.client.close()
+    transport.use_run(None)
     return summary
 
 
+def _report_unacked(rt: Runtime) -> int:
+    lost = [m for m in rt.client.unacked.values() if m[1]["type"] == "submit"]
+    if lost and rt.client.journal is not None:
+        log.warning("odop: %d submission(s) never reached the scheduler; kept in %s",
+                    len(lost), rt.client.journal.path)
+    return len(lost)
+
+
 def _drain(rt: Runtime, timeout_s: float | None) -> dict[str, Any]:
-    reply = rt.client.request(MsgType.SIM_END, timeout_s, rank=rt.rank,
-                              alive=lambda: _scheduler_alive(rt))
-    if reply is None:
-        return {"drained": False, "done": None, "failed": None}
-    return {"drained": True, "done": reply["done"], "failed": reply["failed"]}
+    """Ask the scheduler to drain; restart it (and ask again) if it dies meanwhile."""
+    end = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if end is None else max(0.0, end - time.monotonic())
+        reply = rt.client.request(MsgType.SIM_END, left, rank=rt.rank,
+                                  alive=lambda: _scheduler_alive(rt))
+        if reply is not None:
+            return {"drained": True, "done": reply["done"], "failed": reply["failed"]}
+        if rt.scheduler is None or (end is not None and time.monotonic() >= end):
+            return {"drained": False, "done": None, "failed": None}
+        if not rt.scheduler.check(force=True):
+            return {"drained": False, "done": None, "failed": None}
 
 
 def _scheduler_alive(rt: Runtime) -> bool:
     if rt.scheduler is not None:
-        return rt.scheduler.poll() is None
-    store = RunStore(rt.paths.db, readonly=True)
-    try:
-        live = [c for c in store.components() if c["role"] == "scheduler" and not c["ended_at"]]
-    finally:
-        store.close()
-    return any(pid_alive(c["pid"]) for c in live)
+        return rt.scheduler.alive()
+    live = discover.live_scheduler(rt.paths, rt.node)
+    return live is not None
 
 
 def _reap(children: list[subprocess.Popen], grace_s: float) -> None:
@@ -188,3 +217,4 @@ def _require() -> Runtime:
 def run_folder() -> Path:
     """The current run's folder (after start)."""
     return _require().paths.root
+

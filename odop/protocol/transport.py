@@ -44,6 +44,7 @@ def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
     root = run_root or _run
     sock = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted agent takes its identity back
     if is_tcp(endpoint):
         _curve_server(sock, _keys(root, endpoint))
     sock.bind(endpoint)

@@ -1,0 +1,121 @@
+"""The collective part of ``odop.start``: who creates the run, who hosts the scheduler,
+which rank leads each node, and what every rank learns about the others.
+
+All functions here are called by every rank of the communicator (or by the one process
+when there is no MPI) in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odop.config import Config, config_to_dict
+from odop.errors import OdopError
+from odop.launch import discover
+from odop.launch.daemons import spawn_daemon
+from odop.launch.failopen import Keeper
+from odop.launch.mpi import Comm, node_comm
+from odop.paths import RunPaths, new_run_name, runs_folder
+from odop.protocol import keys, transport
+from odop.store.executions import RunStore
+
+ANNOUNCE_WAIT_S = 30.0
+"""Longest wait for a tcp:// scheduler to announce its endpoint at start (seconds)."""
+
+
+@dataclass
+class Layout:
+    """Where things run: this rank, its node, and the job's nodes."""
+
+    rank: int
+    node: str
+    nodes: list[str]
+    """Node of every rank, by rank."""
+
+    @property
+    def multi_node(self) -> bool:
+        return len(set(self.nodes)) > 1
+
+    def scheduler_rank(self, config: Config) -> int:
+        """The first rank on ``config.scheduler_node`` (rank 0 when unset)."""
+        if config.scheduler_node is None:
+            return 0
+        if config.scheduler_node not in self.nodes:
+            raise OdopError(f"config scheduler_node = {config.scheduler_node!r} is not a node "
+                            f"of this job; allowed: {', '.join(sorted(set(self.nodes)))}")
+        return self.nodes.index(config.scheduler_node)
+
+
+def layout(comm: Comm | None, node: str) -> Layout:
+    if comm is None:
+        return Layout(0, node, [node])
+    return Layout(comm.Get_rank(), node, list(comm.allgather(node)))
+
+
+def open_run(run_name: str | None, cfg: Config, node: str) -> tuple[RunPaths, bool]:
+    """The run folder (created with its keys if new) and whether a scheduler already
+    serves it (an external one: then this job starts none)."""
+    name = run_name or os.environ.get("ODOP_RUN") or new_run_name()
+    folder = Path(name) if os.sep in name else runs_folder(cfg.home_path) / name
+    paths = RunPaths(folder.resolve())
+    external = paths.db.exists() and discover.live_scheduler(paths, node) is not None
+    paths.create()
+    keys.generate(paths.root)
+    store = RunStore(paths.db)
+    store.set_meta("run", paths.name)
+    store.set_meta("started", time.time())
+    store.set_meta("config", config_to_dict(cfg))
+    store.close()
+    return paths, external
+
+
+def start_scheduler(paths: RunPaths, node: str, bind: str | None) -> Keeper:
+    """Start the run's scheduler from this rank; kept alive by a :class:`Keeper`."""
+    if bind is not None:
+        (paths.root / transport.ENDPOINT_FILE).unlink(missing_ok=True)
+    state = {"bind": bind}
+
+    def spawn() -> subprocess.Popen:
+        args = ["--bind", state["bind"]] if state["bind"] else []
+        return spawn_daemon("scheduler", args, paths, node)
+
+    keeper = Keeper("scheduler", spawn)
+    if bind is not None and bind.startswith("tcp://"):
+        found = wait_announced(paths)
+        state["bind"] = "tcp://*:" + found.rsplit(":", 1)[1]  # a restart keeps the port
+    return keeper
+
+
+def wait_announced(paths: RunPaths, wait_s: float = ANNOUNCE_WAIT_S) -> str:
+    end = time.monotonic() + wait_s
+    while (found := transport.announced(paths.root)) is None:
+        if time.monotonic() > end:
+            raise OdopError(f"the scheduler of run {paths.name} did not announce its endpoint "
+                            f"in {wait_s:.0f}s; see {paths.logs}/scheduler-*.log")
+        time.sleep(0.05)
+    return found
+
+
+def node_ranks(comm: Comm | None, rank: int) -> tuple[Comm | None, list[dict[str, Any]]]:
+    """This node's communicator and, on its leader, every local rank's pid/host/cores."""
+    local = node_comm(comm)
+    me = {"rank": rank, "pid": os.getpid(), "host": os.uname().nodename,
+          "cores": sorted(os.sched_getaffinity(0))}
+    ranks = local.gather(me, root=0) if local is not None else [me]
+    return local, list(ranks or [])
+
+
+def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
+                interval_s: float) -> Keeper | None:
+    """Start this node's agent for ``ranks`` unless one already serves the node."""
+    discover.write_ranks(paths, node, ranks)
+    if discover.live_agent(paths, node) is not None:
+        return None  # started by hand (mpiexec -ppn 1 odop agent) or by odop run
+    pids = ",".join(str(r["pid"]) for r in ranks)
+    args = ["--node", node, "--sim-pids", pids, "--interval", str(interval_s)]
+    return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node))
