@@ -60,11 +60,11 @@ class _Nodes(dict[str, Node]):
         self._changed()
         super().clear()
 
-    def update(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kw: Any) -> None:
         self._changed()
         super().update(*args, **kw)
 
-    def setdefault(self, name: str, node: Node) -> Node:  # type: ignore[override]
+    def setdefault(self, name: str, node: Node) -> Node:
         self._changed()
         return super().setdefault(name, node)
 

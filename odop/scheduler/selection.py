@@ -129,7 +129,7 @@ class Queue(dict[str, Pending]):
         super().__delitem__(execution)
         del self._gen[execution]
 
-    def pop(self, execution: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, execution: str, *default: Any) -> Any:
         self._gen.pop(execution, None)
         return super().pop(execution, *default)
 
@@ -143,11 +143,11 @@ class Queue(dict[str, Pending]):
         self._gen.clear()
         self._sorted.clear()
 
-    def update(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kw: Any) -> None:
         for execution, p in dict(*args, **kw).items():
             self[execution] = p
 
-    def setdefault(self, execution: str, p: Pending) -> Pending:  # type: ignore[override]
+    def setdefault(self, execution: str, p: Pending) -> Pending:
         if execution not in self:
             self[execution] = p
         return self[execution]
