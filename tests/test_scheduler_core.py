@@ -309,3 +309,27 @@ def test_incremental_cycle_equals_recomputing_everything(selection: str, placeme
         want = _ref_cycle(d, ref, float(step))
         got = [(p.pending.execution, p.node, p.cores) for p in d.cycle(float(step))]
         assert got == want, step
+
+
+def test_no_core_offered_while_expected_ranks_are_not_seen_yet() -> None:
+    d = decider()
+    n = Node("a", b"a", [0, 1])
+    n.update({"util": [0.0, 0.0], "sim_expected": True, "sim_n": 0}, sim_alive=True)
+    d.add_node(n)
+    d.enqueue(pend(0))
+    assert d.cycle(0.0) == []
+    n.update({"util": [1.0, 0.0], "sim_expected": True, "sim_n": 1, "sim_bound": [0]},
+             sim_alive=True)
+    assert [p.cores for p in d.cycle(1.0)] == [[1]]
+
+
+def test_lent_cores_are_offered_and_taken_back() -> None:
+    d = decider()
+    n = node("a", 2, bound=[0, 1])
+    d.add_node(n)
+    d.enqueue(pend(0))
+    assert d.cycle(0.0) == []
+    n.lend(frozenset({0}))
+    assert [p.cores for p in d.cycle(1.0)] == [[0]]
+    n.lend(frozenset())
+    assert n.sim_bound == frozenset({0, 1})

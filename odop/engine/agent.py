@@ -111,7 +111,9 @@ class Agent:
         sample = self.observer.tick()
         self.meter.add(sample)
         alive = self._sim_alive()
-        self._send(MsgType.SAMPLE, node=self.node, sample=node_view(sample, self.cores),
+        view = node_view(sample, self.cores)
+        view["sim_expected"] = bool(self.sim_pids or self.sim_root)
+        self._send(MsgType.SAMPLE, node=self.node, sample=view,
                    running=sorted(self.engine.tasks), sim_alive=alive)
         now = time.monotonic()
         for msg_id, (sent, msg) in list(self.unacked.items()):

@@ -38,7 +38,11 @@ class Node:
     power_w: float | None = None
     power_source: str = ""
     sampled: bool = False
-    """No core is offered before the first sample says where the simulation runs."""
+    """No core is offered before a sample says where the simulation runs."""
+    reported_bound: frozenset[int] = frozenset()
+    """Cores the ranks are bound to, as sampled; ``sim_bound`` is this minus ``lent``."""
+    lent: frozenset[int] = frozenset()
+    """Bound cores whose ranks are in an idle phase now (odop.phase)."""
     listener: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
     """Called with the node's name whenever its free cores may have changed."""
     _free: list[int] | None = field(default=None, init=False, repr=False, compare=False)
@@ -57,7 +61,8 @@ class Node:
     def update(self, view: dict[str, Any], sim_alive: bool) -> None:
         self._util = np.asarray(view.get("util", []), dtype=float)
         self.util = self._util_of = self._util.tolist()
-        bound = frozenset(int(c) for c in view.get("sim_bound", []))
+        self.reported_bound = frozenset(int(c) for c in view.get("sim_bound", []))
+        bound = self.reported_bound - self.lent
         same = self.sampled and bool(bound) and bound == self.sim_bound
         self.sim_bound = bound
         self.sim_n = int(view.get("sim_n", 0))
@@ -66,8 +71,16 @@ class Node:
         self.power_w = view.get("power_w")
         self.power_source = view.get("power_source", "")
         self.last_seen = time.monotonic()
-        self.sampled = True
+        # ranks expected but not seen yet (just started): every core may be theirs
+        self.sampled = not (view.get("sim_expected") and not self.sim_n and sim_alive)
         if not same:  # bound ranks on the same cores: free cores do not depend on the rest
+            self._changed()
+
+    def lend(self, cores: frozenset[int]) -> None:
+        """Set the bound cores lent by ranks in an idle phase."""
+        if cores != self.lent:
+            self.lent = cores
+            self.sim_bound = self.reported_bound - cores
             self._changed()
 
     def sim_cores(self, threshold: float) -> set[int]:

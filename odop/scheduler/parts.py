@@ -44,7 +44,6 @@ class ServiceParts:
     started_at: dict[str, float]
     phases: PhaseBook
     preemption: Preemption
-    reported_bound: dict[str, frozenset[int]]
     predictors: dict[str, IdlePredictor]
     window: int
 

@@ -33,6 +33,7 @@ class AgentReports(ServiceParts):
         node = self.decider.nodes.get(name)
         if node is None or node.identity != ident:
             node = Node(name, ident, sorted(int(c) for c in cores))
+            node.lend(self.phases.lent(name))
             self.decider.add_node(node)
             self.dirty = True
         return node
@@ -40,10 +41,7 @@ class AgentReports(ServiceParts):
     def _on_sample(self, ident: bytes, msg: Any) -> None:
         view = msg["sample"]
         node = self._node(ident, msg["node"], view.get("cores") or [])
-        node.update(view, msg["sim_alive"])
-        self._predict(node)
-        self.reported_bound[node.name] = node.sim_bound
-        node.sim_bound = node.sim_bound - self.phases.lent(node.name)
+        node.update(self._predict(node.name, view), msg["sim_alive"])
         self.preemption.shortfall(node, self.decider.sim_running)
         self._power_cap(node)
         running = set(msg["running"])
@@ -75,16 +73,18 @@ class AgentReports(ServiceParts):
             self.preemption.capped.discard(execution)
         self.dirty = self.dirty or bool(resume)
 
-    def _predict(self, node: Node) -> None:
-        """Learn the node's utilisation; an unbound simulation's cores count as busy if they
-        are expected busy within the prediction window."""
-        predictor = self.predictors.get(node.name)
-        if predictor is None or predictor.buf.shape[1] != len(node.util):
-            predictor = self.predictors[node.name] = IdlePredictor(
-                len(node.util), threshold=self.decider.busy_threshold)
-        predictor.observe(node.util)
-        if not node.sim_bound and node.util:
-            node.util = predictor.expected(self.window).tolist()
+    def _predict(self, name: str, view: dict[str, Any]) -> dict[str, Any]:
+        """Learn the node's utilisation; for unbound ranks, the view a decision sees holds
+        each core's highest utilisation expected within the prediction window."""
+        util = view.get("util") or []
+        predictor = self.predictors.get(name)
+        if predictor is None or predictor.buf.shape[1] != len(util):
+            predictor = self.predictors[name] = IdlePredictor(
+                len(util), threshold=self.decider.busy_threshold)
+        predictor.observe(util)
+        if view.get("sim_bound") or not util:
+            return view
+        return {**view, "util": predictor.expected(self.window).tolist()}
 
     def _record_predictions(self) -> None:
         now = time.time()
@@ -100,8 +100,7 @@ class AgentReports(ServiceParts):
         node = self.decider.nodes.get(msg["node"])
         if node is None:
             return
-        node.sim_bound = self.reported_bound.get(node.name, node.sim_bound) - self.phases.lent(
-            node.name)
+        node.lend(self.phases.lent(node.name))
         if reclaimed and self.decider.sim_running:
             self.preemption.take_back(node, reclaimed, f"rank {msg['rank']} left its "
                                       f"{msg['phase']} phase")

@@ -72,7 +72,6 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.started_at: dict[str, float] = {}
         self.phases = PhaseBook(config.idle_phases)
         self.preemption = Preemption(self)
-        self.reported_bound: dict[str, frozenset[int]] = {}
         self.predictors: dict[str, IdlePredictor] = {}
         self.next_prediction_record = time.monotonic() + 10.0
         self.window = max(1, round(config.prediction_window_s / config.sample_interval_s))
