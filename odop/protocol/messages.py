@@ -101,10 +101,10 @@ def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
     if not isinstance(msg, dict):
         raise ProtocolError(f"message must be a map, got {type(msg).__name__}")
     if type(msg.get("v")) is not int or msg["v"] != VERSION:
-        raise ProtocolError(f"protocol version {msg.get('v')!r} not supported; expected {VERSION}")
+        raise ProtocolError(f"protocol version {msg.get('v')!r:.60} not supported; expected {VERSION}")
     mtype = _TYPES.get(msg["type"]) if isinstance(msg.get("type"), str) else None
     if mtype is None:
-        raise ProtocolError(f"unknown message type {msg.get('type')!r}; allowed: {sorted(_TYPES)}")
+        raise ProtocolError(f"unknown message type {msg.get('type')!r:.60}; allowed: {sorted(_TYPES)}")
     if not isinstance(msg.get("id"), str) or not msg["id"]:
         raise ProtocolError(f"{mtype.value}: field 'id' must be a non-empty string")
     for field, types in SCHEMA[mtype].items():
