@@ -133,3 +133,18 @@ def test_this_test_process_is_heavy_once_it_has_threads() -> None:
 def _zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as fh:
         return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_every_exit_is_reported_when_starts_and_exits_interleave(engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    target = f"{tmp_path}/light.py:where"
+    cpus = sorted(os.sched_getaffinity(0))
+    for i in range(30):  # exits arrive while later starts wait for their answers
+        engine.start(f"b{i}", {"kind": "python", "target": target},
+                     {"out": str(tmp_path / f"b{i}.json")}, [cpus[i % len(cpus)]])
+    seen: set[str] = set()
+    end = time.monotonic() + 30
+    while len(seen) < 30 and time.monotonic() < end:
+        seen |= {e.execution for e in engine.reap()}
+        time.sleep(0.01)
+    assert seen == {f"b{i}" for i in range(30)} and not engine.tasks

@@ -26,6 +26,8 @@ from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
 
 __all__ = ["Engine", "Exit", "fill_argv"]
+LOST_AFTER_S = 5.0
+"""Seconds stop_all waits after SIGKILL before it records a task it never saw exit as lost."""
 RESTARTS_PER_MINUTE = 5
 """Fork-server restarts allowed per minute before the engine stays on the fresh path."""
 
@@ -226,10 +228,19 @@ class Engine:
             exits += self.reap()
         for proc in list(self.tasks.values()):
             proc.kill(reason)
-        while self.tasks:
+        end = time.monotonic() + LOST_AFTER_S
+        while self.tasks and time.monotonic() < end:
             time.sleep(0.01)
             exits += self.reap()
-        return exits
+        return exits + [self._lost(proc, reason) for proc in list(self.tasks.values())]
+
+    def _lost(self, proc: TaskProcess, reason: str) -> Exit:
+        """An exit never reported (killed, yet not reaped in time): record it as lost."""
+        self._by_pid.pop(proc.pid, None)
+        self._served.pop(proc.pid, None)
+        self._forget(proc)
+        return Exit(proc.execution, None, signal.SIGKILL, f"{reason} (lost: no exit seen)", 0.0,
+                    0, time.monotonic() - proc.started)
 
     def close(self) -> None:
         """End the fork server (tasks still running from it die with it)."""

@@ -65,19 +65,19 @@ class ForkClient:
             raise ForkServerError(f"the fork server is gone: {exc}") from exc
         end = time.monotonic() + REPLY_TIMEOUT_S
         execution = order["execution"]
-        while time.monotonic() < end:
-            for msg in self._read(end - time.monotonic()):
-                if msg.get("execution") != execution or msg["op"] == "exit":
-                    self._keep(msg)
-                elif msg["op"] == "started":
-                    return int(msg["pid"])
+        answer: dict[str, Any] | None = None
+        while answer is None and not self.dead and time.monotonic() < end:
+            for msg in self._read(end - time.monotonic()):  # keep every other message
+                if msg.get("execution") == execution and msg.get("op") in ("started", "error"):
+                    answer = msg
                 else:
-                    raise ForkServerError(f"the fork server refused {execution}: "
-                                          f"{msg.get('error')}")
-            if self.dead:
-                break
-        self.kill()
-        raise ForkServerError(f"the fork server did not answer for {execution}")
+                    self._keep(msg)
+        if answer is None:
+            self.kill()
+            raise ForkServerError(f"the fork server did not answer for {execution}")
+        if answer["op"] == "error":
+            raise ForkServerError(f"the fork server refused {execution}: {answer.get('error')}")
+        return int(answer["pid"])
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
         """Block until the server has said it is ready (seconds); False on timeout."""
