@@ -24,10 +24,12 @@ from odop.engine.mpi import mpi_argv, threads_per_rank
 from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
+from odop.procs import pid_alive
 
 __all__ = ["Engine", "Exit", "fill_argv"]
 LOST_AFTER_S = 5.0
-"""Seconds stop_all waits after SIGKILL before it records a task it never saw exit as lost."""
+"""Seconds after SIGKILL before stop_all records a forked task that is gone but was never
+reported as lost (a task started by the engine itself is always reaped)."""
 RESTARTS_PER_MINUTE = 5
 """Fork-server restarts allowed per minute before the engine stays on the fresh path."""
 
@@ -229,10 +231,13 @@ class Engine:
         for proc in list(self.tasks.values()):
             proc.kill(reason)
         end = time.monotonic() + LOST_AFTER_S
-        while self.tasks and time.monotonic() < end:
+        while self.tasks:
             time.sleep(0.01)
             exits += self.reap()
-        return exits + [self._lost(proc, reason) for proc in list(self.tasks.values())]
+            if time.monotonic() > end:  # gone from the fork server, yet never reported
+                exits += [self._lost(p, reason) for p in list(self._served.values())
+                          if not pid_alive(p.pid)]
+        return exits
 
     def _lost(self, proc: TaskProcess, reason: str) -> Exit:
         """An exit never reported (killed, yet not reaped in time): record it as lost."""
