@@ -15,6 +15,26 @@ from odop.errors import ProtocolError
 
 VERSION = 1
 
+MAX_ITEMS = 100_000
+"""Longest list a message field may hold."""
+
+
+class _ListOfMeta(type):
+    item_types: tuple[type, ...]
+
+    def __instancecheck__(cls, value: object) -> bool:
+        if not isinstance(value, list) or len(value) > MAX_ITEMS:
+            return False
+        return all(isinstance(v, cls.item_types) and not isinstance(v, bool) for v in value)
+
+
+def ListOf(*types: type) -> type:  # noqa: N802 (reads as a type in SCHEMA)
+    """The type of lists whose items are all of ``types`` (a bool is not an int):
+    ``isinstance([1, 2], ListOf(int))`` is True."""
+    name = f"list[{'|'.join(t.__name__ for t in types)}]"
+    return _ListOfMeta(name, (), {"item_types": types})
+
+
 _num = (int, float)
 _opt_num = (int, float, type(None))
 _opt_str = (str, type(None))
@@ -52,29 +72,31 @@ class MsgType(str, enum.Enum):
 
 # field -> accepted python types (after msgpack decoding); every field listed is required,
 # except those whose types include NoneType, which may be absent.
+_cores = (ListOf(int),)
 SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
     MsgType.SUBMIT: {"execution": (str,), "task": (str,), "args": (dict,), "rank": _opt_int},
-    MsgType.DECLARE: {"tasks": (list,)},
+    MsgType.DECLARE: {"tasks": (ListOf(dict),)},
     MsgType.CANCEL: {"execution": (str,)},
     MsgType.STATUS: {},
     MsgType.SIM_END: {"rank": _opt_int},
     MsgType.PHASE: {"node": (str,), "rank": (int,), "phase": (str,), "active": (bool,),
-                    "cores": (list, type(None))},
-    MsgType.HELLO: {"node": (str,), "cores": (list,), "pid": (int,), "sim_pids": (list,)},
-    MsgType.SAMPLE: {"node": (str,), "sample": (dict,), "running": (list,), "sim_alive": (bool,)},
-    MsgType.STARTED: {"execution": (str,), "pid": (int,), "cores": (list,), "t": _num},
+                    "cores": (ListOf(int), type(None))},
+    MsgType.HELLO: {"node": (str,), "cores": _cores, "pid": (int,), "sim_pids": (ListOf(int),)},
+    MsgType.SAMPLE: {"node": (str,), "sample": (dict,), "running": (ListOf(str),),
+                     "sim_alive": (bool,)},
+    MsgType.STARTED: {"execution": (str,), "pid": (int,), "cores": _cores, "t": _num},
     MsgType.EXITED: {
         "execution": (str,), "exit_code": _opt_int, "signal": _opt_int, "reason": (str,),
         "cpu_s": _num, "max_rss_bytes": (int,), "wall_s": _num, "t": _num,
         "energy_j": _opt_num, "power_source": _opt_str, "threads": _opt_int,
     },
     MsgType.START: {
-        "execution": (str,), "spec": (dict,), "args": (dict,), "cores": (list,),
+        "execution": (str,), "spec": (dict,), "args": (dict,), "cores": _cores,
         "attempt": (int,),
     },
     MsgType.PAUSE: {"execution": (str,)},
     MsgType.RESUME: {"execution": (str,)},
-    MsgType.REPIN: {"execution": (str,), "cores": (list,)},
+    MsgType.REPIN: {"execution": (str,), "cores": _cores},
     MsgType.KILL: {"execution": (str,), "reason": (str,)},
     MsgType.SHUTDOWN: {"reason": (str,)},
     MsgType.ACK: {"ref": (str,)},
@@ -101,10 +123,12 @@ def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
     if not isinstance(msg, dict):
         raise ProtocolError(f"message must be a map, got {type(msg).__name__}")
     if type(msg.get("v")) is not int or msg["v"] != VERSION:
-        raise ProtocolError(f"protocol version {msg.get('v')!r:.60} not supported; expected {VERSION}")
+        raise ProtocolError(
+            f"protocol version {msg.get('v')!r:.60} not supported; expected {VERSION}")
     mtype = _TYPES.get(msg["type"]) if isinstance(msg.get("type"), str) else None
     if mtype is None:
-        raise ProtocolError(f"unknown message type {msg.get('type')!r:.60}; allowed: {sorted(_TYPES)}")
+        raise ProtocolError(
+            f"unknown message type {msg.get('type')!r:.60}; allowed: {sorted(_TYPES)}")
     if not isinstance(msg.get("id"), str) or not msg["id"]:
         raise ProtocolError(f"{mtype.value}: field 'id' must be a non-empty string")
     for field, types in SCHEMA[mtype].items():

@@ -158,6 +158,8 @@ def _bounds(task: str, field: str, value: object) -> tuple[object, object]:
 def _range(task: str, field: str, value: object, parse: Callable[[object], Any],
            forms: str) -> tuple[Any, Any]:
     lo_raw, hi_raw = _bounds(task, field, value)
+    if lo_raw is None and hi_raw is None:
+        raise SpecError(task, field, value, f"at least a min or a max; {forms}")
     parsed: list[Any] = []
     for raw in (lo_raw, hi_raw):
         if raw is None:

@@ -51,7 +51,10 @@ def _plain_number(value: object, forms: str) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is a boolean, not a quantity; accepted: {forms}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number) or number < 0:
             raise ValueError(f"{value!r} is not a finite number >= 0; accepted: {forms}")
         return number

@@ -40,6 +40,16 @@ def daemon(*args: str, home: Path) -> subprocess.Popen:
 
 
 def test_sigkill_scheduler_with_200_in_flight(tmp_path: Path, odop_home: Path) -> None:
+    procs: list[subprocess.Popen] = []
+    try:
+        _kill_and_restart(tmp_path, odop_home, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _kill_and_restart(tmp_path: Path, odop_home: Path, procs: list[subprocess.Popen]) -> None:
     (tmp_path / "marktask.py").write_text(TASK)
     log = tmp_path / "ran.log"
     paths = RunPaths(odop_home / "runs" / "restart").create()
@@ -47,6 +57,7 @@ def test_sigkill_scheduler_with_200_in_flight(tmp_path: Path, odop_home: Path) -
     scheduler = daemon("scheduler", "--run", str(paths.root), home=odop_home)
     agent = daemon("agent", "--run", str(paths.root), "--node", "n1", "--interval", "0.2",
                    home=odop_home)
+    procs += [scheduler, agent]
     client = Client(paths.scheduler_endpoint)
     spec = parse_spec({"name": "mark", "function": f"{tmp_path}/marktask.py:mark"},
                       source="test")
@@ -62,6 +73,7 @@ def test_sigkill_scheduler_with_200_in_flight(tmp_path: Path, odop_home: Path) -
     assert in_flight > 50
     time.sleep(1.0)
     scheduler = daemon("scheduler", "--run", str(paths.root), home=odop_home)
+    procs.append(scheduler)
     reply = client.request(MsgType.SIM_END, 120.0, rank=0)
     client.close()
     assert reply is not None and reply["type"] == "drained", reply
