@@ -266,11 +266,6 @@ except ProtocolError:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (reported): decode accepts messages up to 16 MiB, and one byte of msgpack can make "
-    "a 56-72 byte Python object: a 16 MiB array of empty maps costs ~1.1 GiB and ~5 s of CPU "
-    "in the scheduler. Fix: cap containers in msgpack.unpackb (max_array_len/max_map_len) "
-    "and lower MAX_MESSAGE_BYTES, or bound the total element count."))
 @pytest.mark.parametrize("item", ["80", "90"], ids=["empty-maps", "empty-lists"])
 def test_largest_accepted_message_decodes_in_bounded_memory(item: str) -> None:
     """A message of the largest accepted size, of one-byte containers, decodes (or is
@@ -278,3 +273,11 @@ def test_largest_accepted_message_decodes_in_bounded_memory(item: str) -> None:
     proc = subprocess.run([sys.executable, "-c", _AMPLIFY, item, str(RSS_GROWTH_BOUND)],
                           capture_output=True, text=True, timeout=120, env=child_env())
     assert proc.returncode == 0, proc.stderr[-500:]
+
+
+@pytest.mark.parametrize("field", ["v", "type", "id", "ref"])
+def test_error_text_quotes_a_bounded_part_of_the_bad_value(field: str) -> None:
+    msg = {"v": VERSION, "type": "ack", "id": "x", "ref": "r", field: ["x" * 100_000]}
+    with pytest.raises(ProtocolError) as info:
+        validate(decode(_pack(msg)))
+    assert len(str(info.value)) < 600

@@ -85,12 +85,14 @@ class Agent:
         self._send(MsgType.HELLO, node=self.node, cores=self.cores, pid=os.getpid(),
                    sim_pids=self.sim_pids or ([self.sim_root] if self.sim_root else []))
         next_tick = time.monotonic()
+        engine_fd: int | None = None
         while self.running:
+            engine_fd = _follow_fd(poller, engine_fd, self.engine.fileno())
             timeout = max(0.0, next_tick - time.monotonic())
-            for item, _ in poller.poll(min(timeout, 0.25) * 1000):
+            for item, _ in poller.poll(int(min(timeout, 0.25) * 1000)):
                 if item is self.sock:
                     self._drain_socket()
-                else:
+                elif item is wake_r:
                     _drain_fd(wake_r)
             self._report(self.engine.reap())
             self.engine.enforce()
@@ -160,11 +162,13 @@ class Agent:
                 return
             try:
                 mtype, msg = validate(decode(data))
+                self._handle(mtype, msg)
             except ProtocolError as exc:
                 self.invalid += 1
                 log.warning("dropped invalid message (%d so far): %s", self.invalid, exc)
-                continue
-            self._handle(mtype, msg)
+            except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+                self.invalid += 1  # well-formed but nonsensical: dropped, never fatal
+                log.exception("dropped a message it could not act on (%d so far)", self.invalid)
 
     def _handle(self, mtype: MsgType, msg: Any) -> None:
         if mtype is MsgType.ACK:
@@ -185,7 +189,7 @@ class Agent:
             return  # a resent start: already running
         try:
             proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"])
-        except (SpawnError, KeyError, ValueError, IndexError) as exc:
+        except (SpawnError, OSError, KeyError, ValueError, TypeError, IndexError) as exc:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
         self._follow_task(execution, proc.pid)
@@ -251,6 +255,18 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
     }
+
+
+def _follow_fd(poller: zmq.Poller, old: int | None, new: int | None) -> int | None:
+    """Keep the poller on the engine's current descriptor (its fork server may restart);
+    exits it reports are then collected at once."""
+    if new != old:
+        if old is not None:
+            with contextlib.suppress(KeyError):
+                poller.unregister(old)
+        if new is not None:
+            poller.register(new, zmq.POLLIN)
+    return new
 
 
 def _drain_fd(sock: socket.socket) -> None:

@@ -8,7 +8,11 @@ import msgpack
 
 from odop.errors import ProtocolError
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Largest message accepted (bytes). Real messages are a few KiB; one byte of msgpack can
+become a ~70-byte Python object, so this also bounds a hostile message's memory (~70 MiB)."""
+MAX_ITEMS = 100_000
+"""Most items in any one array or map of a message."""
 
 
 def encode(msg: dict[str, Any]) -> bytes:
@@ -30,6 +34,6 @@ def decode(data: bytes) -> Any:
         raise ProtocolError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_refuse_ext,
-                               timestamp=1)
+                               timestamp=1, max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"undecodable message: {exc.__class__.__name__}: {exc}") from exc

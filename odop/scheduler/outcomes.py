@@ -24,8 +24,8 @@ class Outcomes(ServiceParts):
         execution = row["id"]
         self.decider.release(execution)
         self.missing.pop(execution, None)
-        usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
-                                     "wall_s")}
+        usage = {k: msg.get(k) for k in ("exit_code", "signal", "reason", "cpu_s",
+                                         "max_rss_bytes", "wall_s")}
         usage.update(self._footprint(msg, row))
         self.finish(row, usage, ended_at=msg["t"])
         self.dirty = True

@@ -117,8 +117,8 @@ class AgentReports(ServiceParts):
     def _on_exited(self, ident: bytes, msg: Any) -> None:
         execution = msg["execution"]
         row = self.store.get(execution)
-        usage = {k: msg[k] for k in ("exit_code", "signal", "reason", "cpu_s", "max_rss_bytes",
-                                     "wall_s")}
+        usage = {k: msg.get(k) for k in ("exit_code", "signal", "reason", "cpu_s",
+                                         "max_rss_bytes", "wall_s")}
         if row is not None and self.preemption.exited(row, usage):
             self.dirty = True
         elif row is not None and execution in self.decider.active:

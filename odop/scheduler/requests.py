@@ -9,16 +9,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from odop.errors import SpecError
 from odop.protocol import MsgType
 from odop.scheduler.parts import ServiceParts
 from odop.store.states import ExecState
+from odop.tasks.spec import checked
 
 
 class ClientRequests(ServiceParts):
     """Handlers of client messages; each replies on the client's own route."""
 
     def _on_declare(self, ident: bytes, msg: Any) -> None:
-        specs = {s["name"]: s for s in msg["tasks"] if isinstance(s, dict) and "name" in s}
+        specs, errors = {}, []
+        for data in msg["tasks"]:
+            try:
+                specs[checked(data).name] = data
+            except (SpecError, TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        if errors:
+            self.invalid += len(errors)
+            self._send(ident, MsgType.ERROR, ref=None, error="; ".join(errors)[:2000])
         new = {k: v for k, v in specs.items() if self.decider.specs.get(k) != v}
         if new:
             self.decider.specs.update(new)

@@ -175,6 +175,10 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 self.invalid += 1
                 log.warning("invalid message #%d: %s", self.invalid, exc)
                 self._send(ident, MsgType.ERROR, ref=None, error=str(exc))
+            except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+                self.invalid += 1  # well-formed but nonsensical: refused, never fatal
+                log.exception("message refused (#%d)", self.invalid)
+                self._send(ident, MsgType.ERROR, ref=None, error=f"refused: {exc!r:.200}")
 
     def _send(self, ident: bytes, mtype: MsgType, **fields: Any) -> None:
         try:

@@ -93,6 +93,30 @@ class TaskSpec:
         return cls(**kwargs)
 
 
+_ANNOTATION_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),),
+    "tuple[str, ...]": (tuple,), "dict[str, Any]": (dict,),
+}
+
+
+def checked(data: Mapping[str, Any]) -> TaskSpec:
+    """A spec from a ``to_dict`` mapping that crossed a socket: every field's type checked
+    against its annotation, the kind and preempt mode against their allowed values."""
+    spec = TaskSpec.from_dict(data)
+    for f in dataclasses.fields(TaskSpec):
+        value = getattr(spec, f.name)
+        allowed = tuple(t for part in str(f.type).split(" | ")
+                        for t in _ANNOTATION_TYPES.get(part.strip(), (object,)))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise SpecError(spec.name, f.name, value, str(f.type))
+        if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+            raise SpecError(spec.name, f.name, value, "a list of strings")
+    if spec.kind not in KINDS or spec.preempt not in PREEMPT_MODES:
+        raise SpecError(spec.name, "kind/preempt", (spec.kind, spec.preempt),
+                        f"kind in {KINDS}, preempt in {PREEMPT_MODES}")
+    return spec
+
+
 def _plain(value: Any) -> Any:
     """A deep copy with tuples as lists and mappings as dicts."""
     if isinstance(value, Mapping):

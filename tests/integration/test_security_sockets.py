@@ -30,7 +30,11 @@ AGENT_BOUND = (MsgType.START, MsgType.PAUSE, MsgType.RESUME, MsgType.REPIN, MsgT
 # -- garbage ----------------------------------------------------------------------------
 def _valid(mtype: MsgType, rng: random.Random) -> dict[str, Any]:
     plain = {str: "x", int: 1, float: 1.0, bool: True, list: [0], dict: {}, type(None): None}
-    return make(mtype, **{f: plain[types[0]] for f, types in SCHEMA[mtype].items()})
+
+    def example(t: Any) -> Any:  # a typed list field (ListOf) holds one plain item
+        return [plain[t.item_types[0]]] if hasattr(t, "item_types") else plain[t]
+
+    return make(mtype, **{f: example(types[0]) for f, types in SCHEMA[mtype].items()})
 
 
 def _mutate(msg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
