@@ -1,0 +1,180 @@
+"""Soak: a long run with steady submissions; is the memory of odop's processes flat?
+
+A simulation process (``odop.start``, one submission every ``--period`` seconds of a short
+task, ``odop.stop``) runs for ``--minutes``; every ``--every`` seconds this script reads the
+resident set (RSS, bytes) of each odop process under it: the rank itself (it holds the
+client and its journal), the scheduler, the agent (engine + observer) and the agent's fork
+server. After a warm-up (the first fifth of the run, at least 60 s) it fits RSS against
+time (numpy least squares) per process: the slope in bytes/minute, and as a percentage of
+the mean RSS per 10 minutes. A process is *flat* when |slope| < 1 % of its RSS per
+10 minutes. At the end the run's database must hold every submission, all done.
+Usage: python benchmarks/soak.py [--json] [--minutes 10] [--every 5] [--period 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+FLAT_PCT_PER_10MIN = 1.0
+"""Largest |RSS slope| counted as flat: percent of the mean RSS per 10 minutes."""
+
+SIM = '''
+import json, os, sys, time
+import odop
+
+@odop.task(name="tick", time="5s", cpus=1)
+def tick(n):
+    return sum(i * i for i in range(20000 + n % 7))
+
+if __name__ == "__main__":
+    seconds, period, ids_path = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+    odop.start(run_name="soak")
+    end = time.monotonic() + seconds
+    n = 0
+    with open(ids_path, "a") as ids:
+        while time.monotonic() < end:
+            ids.write(odop.submit("tick", n=n) + "\\n")
+            ids.flush()
+            n += 1
+            time.sleep(period)
+    print(json.dumps({"submitted": n, "summary": odop.stop(timeout_s=120)}), flush=True)
+'''
+
+
+def role_of(proc: psutil.Process, sim_pid: int) -> str | None:
+    """The odop role of a process under the simulation (None for tasks and others)."""
+    if proc.pid == sim_pid:
+        return "rank"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        return None
+    for key, role in (("odop scheduler", "scheduler"), ("odop agent", "agent"),
+                      ("odop.engine.forkserver", "forkserver")):
+        if key in cmd:
+            return role if role != "forkserver" or _parent_is_agent(proc) else None
+    return None
+
+
+def _parent_is_agent(proc: psutil.Process) -> bool:
+    """The fork server itself, not a task it forked (same command line)."""
+    try:
+        parent = proc.parent()
+        return parent is not None and "odop agent" in " ".join(parent.cmdline())
+    except psutil.Error:
+        return False
+
+
+def sample(sim: psutil.Process) -> list[tuple[str, int, int]]:
+    """(role, pid, rss bytes) of every odop process under ``sim`` now."""
+    out = []
+    try:
+        procs = [sim, *sim.children(recursive=True)]
+    except psutil.Error:
+        return out
+    for proc in procs:
+        role = role_of(proc, sim.pid)
+        if role is None:
+            continue
+        try:
+            out.append((role, proc.pid, proc.memory_info().rss))
+        except psutil.Error:
+            continue
+    return out
+
+
+def fit(points: list[tuple[float, int]], warmup_s: float) -> dict[str, Any]:
+    """Slope of RSS (bytes/minute) after the warm-up, and whether it is flat."""
+    t0 = points[0][0]
+    kept = [(t - t0, rss) for t, rss in points if t - t0 >= warmup_s]
+    if len(kept) < 3:
+        return {"samples": len(kept), "flat": None}
+    t = np.array([k[0] for k in kept]) / 60.0
+    rss = np.array([k[1] for k in kept], dtype=float)
+    slope = float(np.polyfit(t, rss, 1)[0])
+    pct = slope * 10 / rss.mean() * 100
+    return {"samples": len(kept), "rss_mb_first": round(points[0][1] / 2**20, 1),
+            "rss_mb_after_warmup": round(float(rss[0]) / 2**20, 1),
+            "rss_mb_last": round(float(rss[-1]) / 2**20, 1),
+            "slope_bytes_per_min": round(slope), "slope_pct_per_10min": round(pct, 3),
+            "flat": bool(abs(pct) < FLAT_PCT_PER_10MIN)}
+
+
+def audit(run_dir: Path, ids_path: Path) -> dict[str, Any]:
+    ids = set(ids_path.read_text().split())
+    db = sqlite3.connect(f"file:{run_dir}/odop.db?mode=ro", uri=True)
+    states = dict(db.execute("SELECT id, state FROM executions").fetchall())
+    db.close()
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    not_done = sum(states.get(i) != "done" for i in ids)
+    return {"submitted": len(ids), "states": counts, "lost": not_done}
+
+
+def soak(minutes: float, every_s: float, period_s: float, folder: Path) -> dict[str, Any]:
+    env = dict(os.environ, ODOP_HOME=str(folder / "home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    (folder / "sim.py").write_text(SIM)
+    ids = folder / "ids.txt"
+    proc = subprocess.Popen([sys.executable, "sim.py", str(minutes * 60), str(period_s), str(ids)],
+                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    sim = psutil.Process(proc.pid)
+    series: dict[str, list[tuple[float, int]]] = {}
+    pids: dict[str, set[int]] = {}
+    end = time.monotonic() + minutes * 60 - every_s
+    while time.monotonic() < end and proc.poll() is None:
+        now = time.monotonic()
+        for role, pid, rss in sample(sim):
+            series.setdefault(role, []).append((now, rss))
+            pids.setdefault(role, set()).add(pid)
+        time.sleep(max(0.0, every_s - (time.monotonic() - now)))
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:
+        raise SystemExit(f"simulation failed ({proc.returncode}):\n{err[-3000:]}")
+    warmup = max(60.0, minutes * 60 / 5)
+    result = {role: {**fit(points, warmup), "pids": len(pids[role])}
+              for role, points in sorted(series.items())}
+    return {"minutes": minutes, "every_s": every_s, "period_s": period_s, "warmup_s": warmup,
+            "processes": result, "sim": json.loads(out.splitlines()[-1]),
+            **audit(folder / "home" / "runs" / "soak", ids),
+            "flat_threshold_pct_per_10min": FLAT_PCT_PER_10MIN}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--period", type=float, default=0.5, help="seconds between submits")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="odop-soak-") as tmp:
+        result = soak(args.minutes, args.every, args.period, Path(tmp))
+    flats = [p.get("flat") for p in result["processes"].values()]
+    result["all_flat"] = all(f is not False for f in flats)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for role, info in result["processes"].items():
+            print(f"{role:11s} {info}")
+        print({k: v for k, v in result.items() if k != "processes"})
+    if not result["all_flat"] or result["lost"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
