@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import zmq
 
+from odop.engine.allow import AllowList
 from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
@@ -58,6 +59,7 @@ class Agent:
                                      identity=f"agent:{node}".encode(), linger_ms=500)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.meter = UsageMeter()
+        self.allow = AllowList(paths.db)
         self.task_pids: dict[str, int] = {}
         self.invalid = 0
         self.running = True
@@ -187,6 +189,11 @@ class Agent:
         execution = msg["execution"]
         if execution in self.engine.tasks:
             return  # a resent start: already running
+        refusal = self.allow.refusal(msg["spec"])
+        if refusal is not None:
+            log.warning("%s", refusal)
+            self._report([Exit(execution, None, None, f"could not start: {refusal}", 0.0, 0, 0.0)])
+            return
         try:
             proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"])
         except (SpawnError, OSError, KeyError, ValueError, TypeError, IndexError) as exc:

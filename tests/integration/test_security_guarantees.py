@@ -140,10 +140,6 @@ def _start_and_wait(router: zmq.Socket, ident: bytes, spec: dict[str, object],
     raise AssertionError("no EXITED report")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NOT ENFORCED YET (reported): Agent._start (odop/engine/agent.py) runs any "
-    "'module:function' or '/path/file.py:function' a START message names; it should accept "
-    "only targets of declared tasks (the task folders and registered modules of the run)"))
 def test_agent_refuses_python_target_outside_declared_tasks(
         fake_scheduler_and_agent: tuple[zmq.Socket, bytes, Path]) -> None:
     router, ident, tmp = fake_scheduler_and_agent
@@ -155,10 +151,6 @@ def test_agent_refuses_python_target_outside_declared_tasks(
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NOT ENFORCED YET (reported): Agent._start / Engine.start run any program a START "
-    "message names (the worker execvp's argv[0]); they should refuse programs outside the "
-    "run's executables/ folders and the declared tasks' programs"))
 def test_agent_refuses_executable_outside_allowed_folders(
         fake_scheduler_and_agent: tuple[zmq.Socket, bytes, Path]) -> None:
     router, ident, tmp = fake_scheduler_and_agent
