@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from odop.errors import OdopError
 
 COMMANDS = ("demo", "run", "scheduler", "agent", "obs", "submit", "cancel", "status", "watch",
-            "profiles", "report", "export")
+            "profiles", "report", "export", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,3 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into e.g. head, which has closed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
