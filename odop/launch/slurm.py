@@ -1,0 +1,150 @@
+"""What a Slurm job's environment says about its allocation, without calling squeue.
+
+Read (docs/slurm.md lists them with examples):
+
+- ``SLURM_JOB_ID`` (required: without it there is no allocation);
+- ``SLURM_JOB_NODELIST`` (else ``SLURM_NODELIST``): compressed host list, e.g.
+  ``nid[001-003,007],gpu[01-02]-ib``;
+- ``SLURM_JOB_CPUS_PER_NODE``: e.g. ``64(x2),32``, aligned with the node list;
+- ``SLURM_GPUS_ON_NODE`` (GPUs on this node) and ``SLURM_JOB_GPUS`` (their ids, ``0,1``);
+- ``SLURM_JOB_END_TIME`` (unix seconds) if set; else ``SLURM_JOB_START_TIME`` (unix
+  seconds) plus the time limit from ``SLURM_JOB_TIME_LIMIT`` or ``SBATCH_TIMELIMIT``
+  (Slurm's formats: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
+  ``D-HH:MM:SS``; ``UNLIMITED`` means no end).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from odop.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A Slurm job's resources; times in unix seconds, None when unknown."""
+
+    job_id: str
+    nodes: list[str]
+    cpus_per_node: list[int] = field(default_factory=list)
+    """Cores per node, aligned with ``nodes`` (empty when Slurm does not say)."""
+    gpus_on_node: int | None = None
+    gpu_ids: list[str] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+
+    def remaining_s(self, now: float) -> float | None:
+        """Seconds left before the allocation ends (None: no known end)."""
+        return None if self.end is None else max(0.0, self.end - now)
+
+
+def allocation(env: Mapping[str, str] = os.environ) -> Allocation | None:
+    """The current job's allocation from ``env``, or None outside a Slurm job."""
+    job = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID")
+    if not job:
+        return None
+    nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "")
+    cpus = expand_counts(env.get("SLURM_JOB_CPUS_PER_NODE", ""))
+    gpus = env.get("SLURM_GPUS_ON_NODE")
+    ids = [g for g in env.get("SLURM_JOB_GPUS", "").split(",") if g]
+    start = _float(env, "SLURM_JOB_START_TIME")
+    end = _float(env, "SLURM_JOB_END_TIME")
+    if end is None and start is not None:
+        limit = env.get("SLURM_JOB_TIME_LIMIT") or env.get("SBATCH_TIMELIMIT")
+        seconds = parse_time_limit(limit) if limit else None
+        end = None if seconds is None else start + seconds
+    return Allocation(job, nodes, cpus, int(gpus) if gpus and gpus.isdigit() else None, ids,
+                      start, end)
+
+
+def _float(env: Mapping[str, str], key: str) -> float | None:
+    value = env.get(key)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key} = {value!r} must be unix seconds") from exc
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _ranges(spec: str, source: str) -> list[str]:
+    out: list[str] = []
+    for item in spec.split(","):
+        lo, sep, hi = item.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ConfigError(f"node list {source!r}: bad range {item!r}; allowed: N or N-M")
+        if not sep:
+            out.append(lo)
+            continue
+        width = len(lo) if lo.startswith("0") else 0
+        out += [str(n).zfill(width) for n in range(int(lo), int(hi) + 1)]
+    return out
+
+
+def expand_nodelist(text: str) -> list[str]:
+    """``nid[001-003,007],login1`` -> ``[nid001, nid002, nid003, nid007, login1]``."""
+    nodes: list[str] = []
+    for item in _split_top(text):
+        nodes += _expand_one(item, text)
+    return nodes
+
+
+def _expand_one(item: str, source: str) -> list[str]:
+    match = re.search(r"\[([^\]]*)\]", item)
+    if match is None:
+        if "[" in item or "]" in item:
+            raise ConfigError(f"node list {source!r}: unbalanced brackets in {item!r}")
+        return [item]
+    head, tail = item[:match.start()], item[match.end():]
+    return [head + n + rest for n in _ranges(match.group(1), source)
+            for rest in _expand_one(tail, source)]
+
+
+def expand_counts(text: str) -> list[int]:
+    """``64(x2),32`` -> ``[64, 64, 32]``."""
+    out: list[int] = []
+    for item in _split_top(text):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", item)
+        if match is None:
+            raise ConfigError(f"SLURM_JOB_CPUS_PER_NODE item {item!r}; allowed: N or N(xK)")
+        out += [int(match.group(1))] * int(match.group(2) or 1)
+    return out
+
+
+def parse_time_limit(text: str) -> float | None:
+    """Slurm time limit to seconds; None for UNLIMITED/INFINITE."""
+    value = text.strip()
+    if value.upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    days, sep, rest = value.partition("-")
+    if not sep:
+        days, rest = "0", value
+    parts = rest.split(":")
+    if not days.isdigit() or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        raise ConfigError(f"time limit {text!r}; allowed: MM, MM:SS, HH:MM:SS, D-HH, "
+                          "D-HH:MM, D-HH:MM:SS or UNLIMITED")
+    nums = [int(p) for p in parts]
+    if sep:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, s = (nums + [0, 0])[:3]
+    elif len(nums) == 3:  # HH:MM:SS
+        h, m, s = nums
+    else:  # MM, MM:SS
+        h, m, s = 0, nums[0], (nums + [0])[1]
+    return float(int(days) * 86400 + h * 3600 + m * 60 + s)
