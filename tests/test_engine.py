@@ -43,6 +43,14 @@ def chatty(megabytes):
 def quits(code):
     import os
     os._exit(code)
+def resumable(out):
+    import odop, os, time
+    mark = os.path.join(odop.checkpoint_dir(), "progress")
+    if os.path.exists(mark):
+        open(out, "w").write("resumed from " + open(mark).read())
+        return
+    open(mark, "w").write("step 1")
+    time.sleep(60)
 '''
 
 
@@ -159,3 +167,19 @@ def _state(pid: int) -> str:
     time.sleep(0.1)
     with open(f"/proc/{pid}/stat") as fh:
         return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_resumable_task_finds_its_checkpoint_on_the_next_attempt(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "resumed.txt"
+    task = spec(tmp_path, "resumable", resumable=True)
+    proc = engine.start("e7", task, {"out": str(out)}, [0])
+    checkpoint = tmp_path / "run" / "checkpoints" / "e7" / "progress"
+    end = time.monotonic() + 30
+    while not checkpoint.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    proc.stop("preempted")  # TERM, as a requeueing preemption does
+    wait_exit(engine)
+    engine.start("e7", task, {"out": str(out)}, [0])  # the same execution, next attempt
+    assert wait_exit(engine).exit_code == 0
+    assert out.read_text() == "resumed from step 1"

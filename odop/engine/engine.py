@@ -157,6 +157,10 @@ class Engine:
                    ODOP_TASK_DIR=str(folder), ODOP_CORES=",".join(map(str, cores)))
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
+        if spec.get("resumable"):
+            checkpoints = self.run_dir / "checkpoints" / execution  # the same for every attempt
+            checkpoints.mkdir(mode=0o700, parents=True, exist_ok=True)
+            env["ODOP_CHECKPOINT_DIR"] = str(checkpoints)
         return env
 
     # -- reaping ------------------------------------------------------------------------
