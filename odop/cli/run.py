@@ -74,7 +74,7 @@ class Wrapper:
                                                                        bind)
         self.endpoint = discover.scheduler_endpoint(self.paths)
         self.client = Client(self.endpoint, rank=None)
-        self.agent = None
+        self.agent: Any = None
         self.proc: subprocess.Popen | None = None
 
     def declare(self, folders: list[str]) -> None:
@@ -90,6 +90,7 @@ class Wrapper:
 
     def launch(self, command: list[str]) -> int:
         """Run ``command`` to its end (signals forwarded); returns its exit code."""
+        from odop.launch import discover
         from odop.launch.daemons import spawn_daemon
         from odop.launch.failopen import Keeper
 
@@ -100,7 +101,9 @@ class Wrapper:
             raise OdopError(f"cannot start {command[0]!r}: {exc}") from exc
         args = ["--node", self.node, "--sim-root", str(self.proc.pid),
                 "--interval", str(self.config.sample_interval_s)]
-        self.agent = Keeper("agent", lambda: spawn_daemon("agent", args, self.paths, self.node))
+        if discover.live_agent(self.paths, self.node) is None:  # else started by hand
+            self.agent = Keeper("agent",
+                                lambda: spawn_daemon("agent", args, self.paths, self.node))
         forward = {s: signal.signal(s, self._forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while (code := self.proc.poll()) is None:

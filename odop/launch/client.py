@@ -68,7 +68,7 @@ class Client:
         deadline = time.monotonic() + timeout_s
         while True:
             wait = max(0.0, deadline - time.monotonic())
-            if not self.sock.poll(wait * 1000):
+            if not self.sock.poll(int(wait * 1000)):
                 break
             self._receive(self.sock.recv())
             deadline = 0.0

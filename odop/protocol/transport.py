@@ -42,7 +42,7 @@ def is_tcp(endpoint: str) -> bool:
 def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
     """The scheduler's socket: agents and clients connect to it; announced if a run is set."""
     root = run_root or _run
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted agent takes its identity back
     if is_tcp(endpoint):
@@ -56,7 +56,7 @@ def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
 def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0,
            run_root: Path | None = None) -> zmq.Socket:
     """An agent's or a client's socket to the scheduler (a CURVE client over tcp://)."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
     if identity is not None:
         sock.setsockopt(zmq.IDENTITY, identity)
     sock.setsockopt(zmq.LINGER, linger_ms)
