@@ -1,0 +1,64 @@
+"""benchmarks/compare.py: the harvest arithmetic, and a tiny real run of every kind of way."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import child_env, mpiexec
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from compare import summarise, targets  # noqa: E402
+from compare_runs import harvested  # noqa: E402
+
+
+def test_harvested_counts_only_the_overlap() -> None:
+    tasks = [(0.0, 2.0, 1.0),   # all inside [0, 4]
+             (3.0, 5.0, 2.0),   # half inside
+             (5.0, 6.0, 9.0),   # after the window
+             (1.0, 1.0, 3.0)]   # zero wall: ignored
+    assert harvested(tasks, 0.0, 4.0) == pytest.approx(2.0)
+
+
+def test_summary_and_targets_from_runs() -> None:
+    runs = {"none": [{"makespan_s": 10.0, "sim_wall_s": 10.0, "harvested_core_s": 0.0,
+                      "verified": None}],
+            "after": [{"makespan_s": 14.0, "sim_wall_s": 10.0, "harvested_core_s": 0.0,
+                       "verified": True}],
+            "nice": [{"makespan_s": 11.0, "sim_wall_s": 10.5, "harvested_core_s": 3.0,
+                      "verified": True}],
+            "odop_fifo": [{"makespan_s": 11.2, "sim_wall_s": 10.1, "harvested_core_s": 3.0,
+                           "verified": True}, {"error": "boom"}]}
+    s = summarise(runs)
+    assert s["nice"]["sim_slowdown_pct"] == pytest.approx(5.0)
+    assert s["odop_fifo"]["runs"] == 1 and s["odop_fifo"]["failed"] == ["boom"]
+    t = targets("gpu_like", s)["odop_fifo"]
+    assert t == {"below_sequential": True, "within_3pct_of_best_background": True,
+                 "slowdown_within_2pct": True}
+    assert targets("all_busy", s)["odop_fifo"]["below_sequential"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # ~15 s on a quiet machine; odop's drain starves under load
+@pytest.mark.skipif(mpiexec() is None, reason="needs mpiexec")
+def test_tiny_run_of_every_kind_of_way() -> None:
+    ways = "none,after,nice,nice_autogroup,odop_fifo"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare.py"), "--json",
+                        "--only", "gpu_like", "--ways", ways, "--steps", "10", "--rounds", "1"],
+                       capture_output=True, text=True, env=child_env(), timeout=240)
+    assert p.returncode in (0, 1), p.stderr[-2000:]  # 1: a target missed, not a failure
+    out = json.loads(p.stdout)
+    assert {"date", "machine", "scenarios"} <= set(out)
+    assert out["machine"]["cores"] >= 1
+    got = out["scenarios"]["gpu_like"]
+    assert set(got) == set(ways.split(","))
+    for way, s in got.items():
+        assert s["runs"] == 1, (way, s.get("failed"))
+        assert s["verified"] is (None if way == "none" else True), way
+        assert s["makespan_s"] > 0 and s["harvested_core_s"] >= 0
