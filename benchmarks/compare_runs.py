@@ -14,9 +14,11 @@ Times are Unix seconds (``time.time()``, the clock odop's run database uses).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -84,18 +86,26 @@ def _env(home: Path) -> dict[str, str]:
 def _sim(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
     """Run the simulation; returns launch time, exit time and rank 0's JSON summary."""
     t0 = time.time()
+    # own process group (same session: the plain nice watcher must share it) so that a
+    # run past its time is killed with everything it started
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, process_group=0)
     try:
-        p = subprocess.run(argv, env=env, capture_output=True, text=True,
-                           timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise RunFailed(f"{' '.join(argv[:3])}... timed out after {exc.timeout} s") from exc
+        stdout, stderr = p.communicate(timeout=RUN_TIMEOUT_S)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise RunFailed(f"mpiexec ... timed out after {RUN_TIMEOUT_S} s") from exc
+        raise
     t1 = time.time()
     if p.returncode != 0:
-        raise RunFailed(f"mpiexec exited {p.returncode}: {p.stderr[-400:]}")
-    for line in reversed(p.stdout.splitlines()):
+        raise RunFailed(f"mpiexec exited {p.returncode}: {stderr[-400:]}")
+    for line in reversed(stdout.splitlines()):
         if line.startswith("{"):
             return t0, t1, json.loads(line)
-    raise RunFailed(f"no JSON summary from the simulation: {p.stdout[-200:]}")
+    raise RunFailed(f"no JSON summary from the simulation: {stdout[-200:]}")
 
 
 def _result(t0: float, end: float, sim: dict[str, Any], harvest: float,
