@@ -46,14 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 ROLES = {"scheduler": "odop scheduler", "agent": "odop agent"}
 TERMINAL = {"done", "failed", "cancelled", "skipped"}
 
-SIM = '''
-import hashlib, json, os, sys, time
-import numpy as np
-import odop
+TASK = '''
+import hashlib, os, time
 
-@odop.task(name="work", time="10s", cpus=1)
 def work(key, out, log):
-    import hashlib, os, time
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.write(fd, (os.environ["ODOP_EXECUTION"] + " " + key + "\\n").encode())
     os.close(fd)
@@ -63,6 +59,16 @@ def work(key, out, log):
     with open(tmp, "w") as fh:
         fh.write(value)
     os.replace(tmp, os.path.join(out, key + ".out"))
+'''
+"""The task, in a module of its own: a worker imports it without numpy (cheap)."""
+
+SIM = '''
+import hashlib, json, os, sys, time
+import numpy as np
+import odop
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chaostask import work
+odop.task(name="work", time="10s", cpus=1)(work)
 
 def heat(steps):
     u = np.zeros((64, 64)); u[24:40, 24:40] = 1.0
@@ -124,6 +130,7 @@ def launch(setup: Setup, with_odop: bool) -> subprocess.Popen:
     """Start the simulation script; ODOP_HOME is ``<folder>/home``."""
     (setup.folder / "out").mkdir(exist_ok=True)
     (setup.folder / "sim.py").write_text(SIM)
+    (setup.folder / "chaostask.py").write_text(TASK)
     env = dict(os.environ, ODOP_HOME=str(setup.folder / "home"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     argv = [sys.executable, "sim.py", json.dumps(setup.args(with_odop))]

@@ -1,0 +1,39 @@
+"""benchmarks/chaos.py, small: three SIGKILL rounds (scheduler and agent) under the keepers;
+nothing lost, nothing run twice without a recorded retry, the simulation's result unchanged."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def _chaos():
+    path = REPO / "benchmarks" / "chaos.py"
+    spec = importlib.util.spec_from_file_location("odop_bench_chaos", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_three_kill_rounds_lose_nothing(tmp_path: Path) -> None:
+    chaos = _chaos()
+    setup = chaos.Setup(tmp_path, rounds=3, steps=10, per_step=2, pace_s=0.4, gap_s=(0.5, 1.5),
+                        seed=7, drain_s=90.0)
+    result = chaos.run_chaos(setup, timeout_s=180.0)
+    assert result["rounds"] == 3, result
+    assert sum(result["kills"].values()) == 3
+    assert result["sim_exit"] == 0, result["stderr_tail"]
+    assert result["lost"] == 0, result
+    assert result["duplicated"] == 0, result
+    assert result["invented"] == 0 and result["done_twice"] == 0
+    assert result["checksum_ok"], result
+    assert result["executions"] >= 20
