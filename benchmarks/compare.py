@@ -43,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import compare_runs  # noqa: E402
 from compare_runs import WAYS, RunFailed, Scenario, run_way  # noqa: E402
 
 SLOWDOWN_BUDGET_PCT = 2.0
@@ -193,6 +194,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # scenarios, comma list
     ap.add_argument("--ways", default=None, help=argparse.SUPPRESS)  # ways, comma list
     ap.add_argument("--keep", action="store_true", help="keep the ODOP_HOME with the run DBs")
+    ap.add_argument("--run-timeout", type=float, default=None,
+                    help="seconds before one run counts as failed (default 240)")
     return ap.parse_args(argv)
 
 
@@ -200,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     steps = args.steps or (60 if args.quick else 100)
+    if args.run_timeout:
+        compare_runs.RUN_TIMEOUT_S = args.run_timeout
     info = machine()
     scs = scenarios(info["cores"], steps)
     if args.only:

@@ -91,7 +91,7 @@ def _sim(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, 
     p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, process_group=0)
     try:
-        stdout, stderr = p.communicate(timeout=RUN_TIMEOUT_S)
+        stdout, stderr = p.communicate(timeout=RUN_TIMEOUT_S)  # read at call time
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
