@@ -59,6 +59,8 @@ def _field_value(types: tuple[type, ...]) -> st.SearchStrategy[Any]:
             options.append(st.booleans())
         elif t is list:
             options.append(st.lists(st.integers(0, 255), max_size=4))
+        elif hasattr(t, "item_types"):  # a typed list (messages.ListOf)
+            options.append(st.lists(_field_value(t.item_types), max_size=4))
         elif t is dict:
             options.append(st.dictionaries(st.text(max_size=8), SCALARS, max_size=4))
         elif t is type(None):

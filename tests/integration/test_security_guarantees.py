@@ -20,6 +20,7 @@ from odop.paths import RunPaths
 from odop.protocol import VERSION, MsgType, decode, encode, make, validate
 from odop.store.executions import RunStore
 from tests.conftest import REPO, child_env
+from tests.integration.test_security_sockets import _stop_agent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -114,15 +115,13 @@ def fake_scheduler_and_agent(tmp_path: Path, odop_home: Path
                                  "--node", "n", "--interval", "0.2", "--connect",
                                  paths.scheduler_endpoint],
                                 env=child_env(ODOP_HOME=str(odop_home)), stderr=log)
-    assert router.poll(30_000)
-    ident = router.recv_multipart()[0]
-    yield router, ident, tmp_path
-    router.send_multipart([ident, encode(make(MsgType.SHUTDOWN, reason="test over"))])
+    ident = b""
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    router.close(0)
+        assert router.poll(30_000), "no HELLO from the agent"
+        ident = router.recv_multipart()[0]
+        yield router, ident, tmp_path
+    finally:
+        _stop_agent(router, ident, proc)
 
 
 def _start_and_wait(router: zmq.Socket, ident: bytes, spec: dict[str, object],
