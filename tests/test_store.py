@@ -60,3 +60,8 @@ def test_failed_runs_do_not_shape_the_estimate(tmp_path: Path) -> None:
     profiles.record("t", "run", "ok", Measurement(1.0, 1.0, 100))
     profiles.record("t", "run", "bad", Measurement(500.0, 1.0, 100, exit_code=1))
     assert profiles.estimate("t").duration_s < 2.0  # type: ignore[operator]
+
+
+def test_profile_store_creates_its_folder(tmp_path: Path) -> None:
+    ProfileStore(tmp_path / "new" / "home" / "profiles.db").close()
+    assert (tmp_path / "new" / "home" / "profiles.db").exists()

@@ -59,6 +59,7 @@ class ProfileStore:
     """``$ODOP_HOME/profiles.db``: shared by every run, so later runs schedule better."""
 
     def __init__(self, path: Path | str) -> None:
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.conn = connect(path, schema=SCHEMA)
         self._cache: dict[str, Estimate] = {}
 
