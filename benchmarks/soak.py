@@ -78,8 +78,8 @@ def _parent_is_agent(proc: psutil.Process) -> bool:
         return False
 
 
-def sample(sim: psutil.Process) -> list[tuple[str, int, int]]:
-    """(role, pid, rss bytes) of every odop process under ``sim`` now."""
+def sample(sim: psutil.Process) -> list[tuple[str, int, int, float]]:
+    """(role, pid, rss bytes, cpu seconds) of every live odop process under ``sim`` now."""
     out = []
     try:
         procs = [sim, *sim.children(recursive=True)]
@@ -90,23 +90,31 @@ def sample(sim: psutil.Process) -> list[tuple[str, int, int]]:
         if role is None:
             continue
         try:
-            out.append((role, proc.pid, proc.memory_info().rss))
+            with proc.oneshot():
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                cpu = proc.cpu_times()
+                out.append((role, proc.pid, proc.memory_info().rss, cpu.user + cpu.system))
         except psutil.Error:
             continue
     return out
 
 
-def fit(points: list[tuple[float, int]], warmup_s: float) -> dict[str, Any]:
-    """Slope of RSS (bytes/minute) after the warm-up, and whether it is flat."""
-    t0 = points[0][0]
-    kept = [(t - t0, rss) for t, rss in points if t - t0 >= warmup_s]
-    if len(kept) < 3:
+def fit(points: list[tuple[float, int, float]], t0: float, warmup_s: float) -> dict[str, Any]:
+    """Slope of RSS (bytes/minute) after the warm-up (also over the last half alone), whether
+    it is flat, and the process's mean CPU use (percent of one core) over the samples."""
+    kept = [(t - t0, rss) for t, rss, _ in points if t - t0 >= warmup_s]
+    if len(kept) < 6:
         return {"samples": len(kept), "flat": None}
     t = np.array([k[0] for k in kept]) / 60.0
     rss = np.array([k[1] for k in kept], dtype=float)
     slope = float(np.polyfit(t, rss, 1)[0])
+    half = len(t) // 2
+    late = float(np.polyfit(t[half:], rss[half:], 1)[0])
     pct = slope * 10 / rss.mean() * 100
+    cpu = (points[-1][2] - points[0][2]) / max(1e-9, points[-1][0] - points[0][0]) * 100
     return {"samples": len(kept), "rss_mb_first": round(points[0][1] / 2**20, 1),
+            "cpu_pct": round(cpu, 2), "slope_bytes_per_min_last_half": round(late),
             "rss_mb_after_warmup": round(float(rss[0]) / 2**20, 1),
             "rss_mb_last": round(float(rss[-1]) / 2**20, 1),
             "slope_bytes_per_min": round(slope), "slope_pct_per_10min": round(pct, 3),
@@ -117,12 +125,15 @@ def audit(run_dir: Path, ids_path: Path) -> dict[str, Any]:
     ids = set(ids_path.read_text().split())
     db = sqlite3.connect(f"file:{run_dir}/odop.db?mode=ro", uri=True)
     states = dict(db.execute("SELECT id, state FROM executions").fetchall())
+    reasons = db.execute("SELECT reason, COUNT(*) FROM executions WHERE state != 'done' "
+                         "GROUP BY reason").fetchall()
     db.close()
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state] = counts.get(state, 0) + 1
     not_done = sum(states.get(i) != "done" for i in ids)
-    return {"submitted": len(ids), "states": counts, "lost": not_done}
+    return {"submitted": len(ids), "states": counts, "lost": not_done,
+            "not_done_reasons": {str(r): n for r, n in reasons}}
 
 
 def soak(minutes: float, every_s: float, period_s: float, folder: Path) -> dict[str, Any]:
@@ -134,21 +145,23 @@ def soak(minutes: float, every_s: float, period_s: float, folder: Path) -> dict[
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     sim = psutil.Process(proc.pid)
-    series: dict[str, list[tuple[float, int]]] = {}
-    pids: dict[str, set[int]] = {}
-    end = time.monotonic() + minutes * 60 - every_s
+    series: dict[tuple[str, int], list[tuple[float, int, float]]] = {}
+    start = time.monotonic()
+    end = start + minutes * 60 - every_s
     while time.monotonic() < end and proc.poll() is None:
         now = time.monotonic()
-        for role, pid, rss in sample(sim):
-            series.setdefault(role, []).append((now, rss))
-            pids.setdefault(role, set()).add(pid)
+        for role, pid, rss, cpu in sample(sim):
+            series.setdefault((role, pid), []).append((now, rss, cpu))
         time.sleep(max(0.0, every_s - (time.monotonic() - now)))
     out, err = proc.communicate(timeout=300)
     if proc.returncode != 0:
         raise SystemExit(f"simulation failed ({proc.returncode}):\n{err[-3000:]}")
     warmup = max(60.0, minutes * 60 / 5)
-    result = {role: {**fit(points, warmup), "pids": len(pids[role])}
-              for role, points in sorted(series.items())}
+    result = {}
+    for role in sorted({r for r, _ in series}):
+        pids = {pid: pts for (r, pid), pts in series.items() if r == role}
+        main = max(pids, key=lambda pid: len(pids[pid]))  # the longest-lived one
+        result[role] = {**fit(pids[main], start, warmup), "pids": len(pids)}
     return {"minutes": minutes, "every_s": every_s, "period_s": period_s, "warmup_s": warmup,
             "processes": result, "sim": json.loads(out.splitlines()[-1]),
             **audit(folder / "home" / "runs" / "soak", ids),
@@ -161,9 +174,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--period", type=float, default=0.5, help="seconds between submits")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="odop-soak-") as tmp:
-        result = soak(args.minutes, args.every, args.period, Path(tmp))
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = soak(args.minutes, args.every, args.period, folder)
     flats = [p.get("flat") for p in result["processes"].values()]
     result["all_flat"] = all(f is not False for f in flats)
     if args.json:
