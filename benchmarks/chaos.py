@@ -114,6 +114,7 @@ class Setup:
     seed: int = 1
     interval_s: float = 0.5
     drain_s: float = 240.0
+    both: bool = False
     kills: dict[str, int] = field(default_factory=lambda: {"scheduler": 0, "agent": 0})
 
     def args(self, with_odop: bool) -> dict[str, Any]:
@@ -164,12 +165,15 @@ def wait_daemon(sim: psutil.Process, role: str, not_pid: int | None, timeout_s: 
     return 0
 
 
-def victims(setup: Setup, rng: random.Random) -> list[str]:
-    """The role killed in each round: as even as the keepers' respawn budget requires."""
+def victims(setup: Setup, rng: random.Random) -> list[tuple[str, ...]]:
+    """The roles killed in each round: one at a time, split evenly (a keeper respawns at
+    most MAX_RESPAWNS times), or both at once with ``setup.both``."""
     from odop.launch.failopen import MAX_RESPAWNS
 
+    if setup.both:
+        return [tuple(ROLES)] * min(setup.rounds, MAX_RESPAWNS)
     rounds = min(setup.rounds, 2 * MAX_RESPAWNS)
-    order = ["scheduler"] * (rounds // 2) + ["agent"] * (rounds - rounds // 2)
+    order = [("scheduler",)] * (rounds // 2) + [("agent",)] * (rounds - rounds // 2)
     rng.shuffle(order)
     return order
 
@@ -182,17 +186,18 @@ def kill_rounds(setup: Setup, proc: subprocess.Popen) -> list[dict[str, Any]]:
         if not wait_daemon(sim, role, None, 60):
             raise SystemExit(f"no {role} came up in 60 s")
     log = []
-    for role in victims(setup, rng):
+    for roles in victims(setup, rng):
         time.sleep(rng.uniform(*setup.gap_s))
-        pid = daemon_pid(sim, role)
-        if proc.poll() is not None or pid is None:
+        pids = {role: daemon_pid(sim, role) for role in roles}
+        if proc.poll() is not None or None in pids.values():
             break
-        os.kill(pid, signal.SIGKILL)
+        for role, pid in pids.items():
+            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            setup.kills[role] += 1
         t0 = time.monotonic()
-        setup.kills[role] += 1
-        back = wait_daemon(sim, role, pid, 30)
-        log.append({"role": role, "pid": pid, "respawn_s": round(time.monotonic() - t0, 2),
-                    "back": bool(back)})
+        back = all(wait_daemon(sim, role, pid, 30) for role, pid in pids.items())
+        log.append({"roles": roles, "respawn_s": round(time.monotonic() - t0, 2),
+                    "back": back})
         if not back:
             break
     (setup.folder / "go").touch()
@@ -275,19 +280,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--both", action="store_true",
+                        help="kill scheduler and agent together each round (10 rounds at most)")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="odop-chaos-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        result = run_chaos(Setup(folder, rounds=args.rounds, seed=args.seed))
+        result = run_chaos(Setup(folder, rounds=args.rounds, seed=args.seed, both=args.both))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for key, value in result.items():
             print(f"{key:22s} {value}")
     ok = result["lost"] == 0 and result["duplicated"] == 0 and result["checksum_ok"]
-    sys.exit(0 if ok and result["rounds"] >= min(args.rounds, 20) else 1)
+    sys.exit(0 if ok and result["rounds"] >= min(args.rounds, 10 if args.both else 20) else 1)
 
 
 if __name__ == "__main__":
