@@ -94,7 +94,7 @@ class Agent:
             for item, _ in poller.poll(int(min(timeout, 0.25) * 1000)):
                 if item is self.sock:
                     self._drain_socket()
-                elif item is wake_r:
+                elif item in (wake_r, wake_r.fileno()):  # pyzmq may hand back the fd number
                     _drain_fd(wake_r)
             self._report(self.engine.reap())
             self.engine.enforce()
