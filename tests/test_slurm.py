@@ -55,7 +55,7 @@ def test_full_allocation_with_end_time() -> None:
     assert alloc.nodes == ["nid001", "nid002", "nid010"]
     assert alloc.cpus_per_node == [64, 64, 32]
     assert alloc.gpus_on_node == 4 and alloc.gpu_ids == ["0", "1", "2", "3"]
-    assert (alloc.start, alloc.end) == (1000.0, 4600.0)
+    assert (alloc.start, alloc.end, alloc.end_time) == (1000.0, 4600.0, 4600.0)
     assert alloc.remaining_s(4000.0) == 600.0
 
 

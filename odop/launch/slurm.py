@@ -36,6 +36,11 @@ class Allocation:
     start: float | None = None
     end: float | None = None
 
+    @property
+    def end_time(self) -> float | None:
+        """Alias of ``end`` (unix seconds), the name the scheduler reads."""
+        return self.end
+
     def remaining_s(self, now: float) -> float | None:
         """Seconds left before the allocation ends (None: no known end)."""
         return None if self.end is None else max(0.0, self.end - now)
