@@ -15,11 +15,6 @@ from tests.conftest import child_env, mpiexec
 pytestmark = [pytest.mark.slow, pytest.mark.mpi,
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
 
-FORK_SERVER = "0"
-"""The fork server sometimes loses the exit of a task started as the command ends (the
-execution stays 'running' with its pid gone, and the drain waits forever): reported to the
-engine's owner; until fixed these tests start tasks through fresh interpreters."""
-
 PROGRAM = '''
 import os, sys, time
 rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
@@ -53,7 +48,7 @@ def _wrapped(tmp_path: Path, code: int) -> tuple[subprocess.CompletedProcess, Pa
             str(mpiexec()), "-n", "2", sys.executable, str(tmp_path / "prog.py"), str(data),
             str(code)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          env=child_env(ODOP_FORK_SERVER=FORK_SERVER))
+                          env=child_env())
     return proc, data
 
 
