@@ -173,7 +173,8 @@ def victims(setup: Setup, rng: random.Random) -> list[tuple[str, ...]]:
     if setup.both:
         return [tuple(ROLES)] * min(setup.rounds, MAX_RESPAWNS)
     rounds = min(setup.rounds, 2 * MAX_RESPAWNS)
-    order = [("scheduler",)] * (rounds // 2) + [("agent",)] * (rounds - rounds // 2)
+    order: list[tuple[str, ...]] = [("scheduler",)] * (rounds // 2)
+    order += [("agent",)] * (rounds - rounds // 2)
     rng.shuffle(order)
     return order
 

@@ -80,7 +80,7 @@ def _parent_is_agent(proc: psutil.Process) -> bool:
 
 def sample(sim: psutil.Process) -> list[tuple[str, int, int, float]]:
     """(role, pid, rss bytes, cpu seconds) of every live odop process under ``sim`` now."""
-    out = []
+    out: list[tuple[str, int, int, float]] = []
     try:
         procs = [sim, *sim.children(recursive=True)]
     except psutil.Error:
