@@ -183,3 +183,11 @@ def test_resumable_task_finds_its_checkpoint_on_the_next_attempt(engine: Engine,
     engine.start("e7", task, {"out": str(out)}, [0])  # the same execution, next attempt
     assert wait_exit(engine).exit_code == 0
     assert out.read_text() == "resumed from step 1"
+
+
+def test_drain_tasks_are_not_held_below_other_load(engine: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "drain.json"
+    engine.start("e8", spec(tmp_path, "record", drain=True), {"out": str(out)}, [0])
+    assert wait_exit(engine).exit_code == 0
+    info = json.loads(out.read_text())
+    assert info["policy"] == os.SCHED_OTHER and info["nice"] == 19

@@ -118,7 +118,8 @@ class Engine:
         order = {"execution": execution, "target": spec.get("target", ""), "args": dict(args),
                  "cores": list(cores), "env": env, "cwd": self.cwd,
                  "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr"),
-                 "memory_max": spec.get("memory_max"), "cgroup": cgroup}
+                 "memory_max": spec.get("memory_max"), "cgroup": cgroup,
+                 "drain": spec.get("drain")}
         try:
             return self.server.start(order)
         except ForkServerError:
@@ -131,7 +132,7 @@ class Engine:
             argv = mpi_argv(spec, argv, cores, env)
         order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
                  "args": dict(args), "memory_max": spec.get("memory_max"), "cgroup": cgroup,
-                 "parent": os.getpid()}
+                 "parent": os.getpid(), "drain": spec.get("drain")}
         env = {**env, "ODOP_TASK": encode_order(order)}
         return spawn([sys.executable, "-m", "odop.engine.worker"], cores=cores, env=env,
                      cwd=self.cwd, stdout=folder / "stdout", stderr=folder / "stderr")

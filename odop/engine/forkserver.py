@@ -154,7 +154,7 @@ class Server:
                 _setup_child(msg)
                 os.close(ready)  # EOF either way: set up, or failed trying
                 prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),
-                         "cgroup": msg.get("cgroup")})
+                         "cgroup": msg.get("cgroup"), "drain": msg.get("drain")})
             except BaseException:
                 traceback.print_exc()
                 raise

@@ -40,17 +40,20 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def lower_priority() -> None:
+def lower_priority(drain: bool = False) -> None:
     """Below the simulation whatever the kernel's grouping: SCHED_IDLE, nice 19, the nice of
     this session's autogroup (a new session is a new autogroup, where plain nice would not
-    count against the ranks' group), and the idle IO class."""
-    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    count against the ranks' group), and the idle IO class. During the final ``drain``
+    there is no simulation left to protect: the task keeps nice 19 inside its own session
+    but competes normally with other sessions, so other load on the node cannot stall it."""
     os.setpriority(os.PRIO_PROCESS, 0, 19)
-    try:
-        with open("/proc/self/autogroup", "w") as fh:
-            fh.write("19")
-    except OSError:  # no autogroup support (or not allowed): SCHED_IDLE still holds
-        pass
+    if not drain:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            with open("/proc/self/autogroup", "w") as fh:
+                fh.write("19")
+        except OSError:  # no autogroup support (or not allowed): SCHED_IDLE still holds
+            pass
     number = IOPRIO_SET.get(platform.machine())
     if number is not None:
         _libc().syscall(number, 1, 0, IOPRIO_CLASS_IDLE << 13)  # IOPRIO_WHO_PROCESS, self
@@ -69,7 +72,7 @@ def bound_memory(limit: int | None, cgroup: str | None = None) -> None:
 def prepare(order: Mapping[str, Any]) -> None:
     """Everything that must hold before user code: death with the engine, priority, memory."""
     die_with_parent(int(order.get("parent") or 0), signal.SIGKILL)
-    lower_priority()
+    lower_priority(bool(order.get("drain")))
     bound_memory(order.get("memory_max"), order.get("cgroup"))
 
 

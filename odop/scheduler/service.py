@@ -203,11 +203,13 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                        args=p.pending.args, cores=p.cores, attempt=p.pending.attempt)
 
     def _with_limit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """The spec sent to the engine, with its hard time limit (declared time x factor)."""
+        """The spec sent to the engine: with its hard time limit (declared time x factor),
+        and marked ``drain`` once the simulation has ended (nothing left to protect)."""
         factor, time_s = self.config.time_limit_factor, spec.get("time_s")
-        if not factor or not time_s:
-            return spec
-        return {**spec, "time_limit_s": time_s * factor}
+        extra: dict[str, Any] = {} if self.decider.sim_running else {"drain": True}
+        if factor and time_s:
+            extra["time_limit_s"] = time_s * factor
+        return {**spec, **extra} if extra else spec
 
     def send_command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
         """Send a command about ``execution`` to the agent of the node that runs it."""
