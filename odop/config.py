@@ -83,14 +83,17 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | No
         return source
     if source is None:
         return Config()
-    if not isinstance(source, Mapping):
-        path = Path(source)
-        try:
-            data: Mapping[str, Any] = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        source = data.get("odop", data)
-    return _from_mapping(source)
+    if isinstance(source, Mapping):
+        return _from_mapping(source)
+    path = Path(source)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    table = data.pop("odop", {})  # an [odop] table, with sections like [energy] beside it
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'odop' must be a table")
+    return _from_mapping({**data, **table})
 
 
 def _from_mapping(data: Mapping[str, Any]) -> Config:

@@ -17,15 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from odop import task as _task
 from odop.demo.layout import write_atomic
-
-try:
-    from odop import task as _task
-except ImportError:  # odop's public API not importable: leave plain functions
-
-    def _task(**_fields: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        return lambda fn: fn
-
 
 SMOOTH_LEVELS = (1, 2, 4, 8, 16, 32, 64)
 """Numbers of smoothing passes after which ``reduce`` records the field's spread."""

@@ -56,7 +56,8 @@ class Agent:
         for pid in self.sim_pids:
             self._watch(pid)
         self.sock = transport.dealer(endpoint or paths.scheduler_endpoint,
-                                     identity=f"agent:{node}".encode(), linger_ms=500)
+                                     identity=f"agent:{node}".encode(), linger_ms=500,
+                                     run_root=paths.root)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.meter = UsageMeter()
         self.allow = AllowList(paths.db)

@@ -24,7 +24,6 @@ from odop.engine.mpi import mpi_argv, threads_per_rank
 from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
-from odop.procs import pid_alive
 
 __all__ = ["Engine", "Exit", "fill_argv"]
 LOST_AFTER_S = 5.0
@@ -236,13 +235,12 @@ class Engine:
         for proc in list(self.tasks.values()):
             proc.kill(reason)
         end = time.monotonic() + LOST_AFTER_S
-        while self.tasks:
+        while self.tasks and time.monotonic() < end:
             time.sleep(0.01)
             exits += self.reap()
-            if time.monotonic() > end:  # gone from the fork server, yet never reported
-                exits += [self._lost(p, reason) for p in list(self._served.values())
-                          if not pid_alive(p.pid)]
-        return exits
+        # never reported in time (gone from the fork server, or unkillable): the agent must
+        # not hang on them, so they are recorded as lost
+        return exits + [self._lost(p, reason) for p in list(self.tasks.values())]
 
     def _lost(self, proc: TaskProcess, reason: str) -> Exit:
         """An exit never reported (killed, yet not reaped in time): record it as lost."""

@@ -83,6 +83,7 @@ class Outcomes(ServiceParts):
         """Its agent does not run it: requeue it (a lost execution is not the task's fault),
         up to LOST_RETRIES times beyond its own retries, then record it failed."""
         self.decider.release(execution)
+        self.preemption.forget(execution)
         self.missing.pop(execution, None)
         row = self.store.get(execution)
         if row is None or ExecState(row["state"]).terminal:

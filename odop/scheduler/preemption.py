@@ -132,6 +132,12 @@ class Preemption:
             svc.store.transition(execution, ExecState.RUNNING, detail=f"resumed on {grant}",
                                  cores=grant)
 
+    def forget(self, execution: str) -> None:
+        """Drop an execution that is gone (lost with its node or agent)."""
+        self.paused.pop(execution, None)
+        self.capped.discard(execution)
+        self.requeueing.discard(execution)
+
     def owns(self, execution: str) -> bool:
         return execution in self.paused
 

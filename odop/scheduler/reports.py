@@ -46,8 +46,8 @@ class AgentReports(ServiceParts):
         self._power_cap(node)
         running = set(msg["running"])
         now = time.monotonic()
-        for execution, (_, where, _) in self.decider.active.items():
-            if where != node.name or execution in running:
+        for execution in self.held_on(node.name):
+            if execution in running:
                 self.missing.pop(execution, None)
             else:
                 self.missing.setdefault(execution, now)

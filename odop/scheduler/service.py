@@ -55,7 +55,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
                                busy_threshold=config.busy_threshold_pct / 100)
         self.endpoint = endpoint or paths.scheduler_endpoint
-        self.sock = transport.router(self.endpoint)
+        self.sock = transport.router(self.endpoint, run_root=paths.root)
         self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
         self.missing: dict[str, float] = {}
         self.cancelling: set[str] = set()
@@ -86,8 +86,12 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.decider.sim_running = "sim_end" not in meta
         for row in self.store.in_states(ExecState.QUEUED):
             self.decider.enqueue(self._pending(row))
-        for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING, ExecState.PAUSED):
+        for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
             self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
+            self.missing[row["id"]] = time.monotonic()
+        for row in self.store.in_states(ExecState.PAUSED):  # paused: hold no grant
+            self.preemption.paused[row["id"]] = (row["task"], row["node"] or "",
+                                                 max(1, len(row["cores"])))
             self.missing[row["id"]] = time.monotonic()
 
     def _pending(self, row: dict[str, Any]) -> Pending:
@@ -213,20 +217,30 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
 
     def send_command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
         """Send a command about ``execution`` to the agent of the node that runs it."""
-        held = self.decider.active.get(execution) or self.preemption.paused.get(execution)
-        node = self.decider.nodes.get(held[1]) if held else None
+        name = self.node_of(execution)
+        node = self.decider.nodes.get(name) if name else None
         if node is not None:
             self._send(node.identity, mtype, execution=execution, **fields)
+
+    def node_of(self, execution: str) -> str | None:
+        """The node an execution holds cores on or is paused on; None when it is neither."""
+        held = self.decider.active.get(execution) or self.preemption.paused.get(execution)
+        return held[1] if held else None
+
+    def held_on(self, node: str) -> list[str]:
+        """Executions running or paused on ``node``."""
+        return [e for e, (_, n, _) in [*self.decider.active.items(),
+                                       *self.preemption.paused.items()] if n == node]
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
         for execution, since in list(self.missing.items()):
-            if now - since > LOST_S and execution in self.decider.active:
+            if now - since > LOST_S and self.node_of(execution) is not None:
                 self._lost(execution, "lost: its agent no longer runs it")
         for name, node in list(self.decider.nodes.items()):
             if now - node.last_seen > self.node_stale_s:
                 del self.decider.nodes[name]
-                for execution in [e for e, (_, n, _) in self.decider.active.items() if n == name]:
+                for execution in self.held_on(name):
                     self._lost(execution, f"lost: node {name} silent")
         if now >= self.next_prediction_record:
             self.next_prediction_record = now + 10.0
