@@ -9,6 +9,7 @@ the simulation it serves is gone, when told to shut down, or on SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -117,7 +118,7 @@ class Agent:
         self.meter.add(sample)
         alive = self._sim_alive()
         view = node_view(sample, self.cores)
-        view["sim_expected"] = bool(self.sim_pids or self.sim_root)
+        view["sim_expected"] = bool(self.sim_pids or self.sim_root or self._discovered)
         self._send(MsgType.SAMPLE, node=self.node, sample=view,
                    running=sorted(self.engine.tasks), sim_alive=alive)
         now = time.monotonic()
@@ -131,22 +132,32 @@ class Agent:
     def _sim_alive(self) -> bool:
         if self.sim_root is not None:
             return pid_alive(self.sim_root)
-        return not self.sim_pids or any(pid_alive(p) for p in self.sim_pids)
+        ranks = self.sim_pids or self._discovered
+        return not ranks or any(pid_alive(p) for p in ranks)
 
     def _discover_ranks(self) -> None:
-        """Wrapped mode: watch the launcher's new descendants (often at first, then less)."""
+        """Watch the simulation's ranks as they appear: the launcher's descendants (wrapped
+        mode), or the ranks registered in ``nodes/<node>.json`` (agent started by hand)."""
         now = time.monotonic()
-        if self.sim_root is None or now < self._next_discovery:
+        if self.sim_pids or now < self._next_discovery:
             return
         self._next_discovery = now + (1.0 if len(self._discovered) < 2 else 5.0)
+        for pid in self._rank_pids():
+            if pid not in self._discovered:
+                self._discovered.add(pid)
+                self._watch(pid)
+
+    def _rank_pids(self) -> list[int]:
+        if self.sim_root is not None:
+            try:
+                return [c.pid for c in psutil.Process(self.sim_root).children(recursive=True)]
+            except psutil.Error:
+                return []
         try:
-            children = psutil.Process(self.sim_root).children(recursive=True)
-        except psutil.Error:
-            return
-        for child in children:
-            if child.pid not in self._discovered:
-                self._discovered.add(child.pid)
-                self._watch(child.pid)
+            data = json.loads((self.paths.root / "nodes" / f"{self.node}.json").read_text())
+            return [int(r["pid"]) for r in data["ranks"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
 
     # -- messages -----------------------------------------------------------------------
     def _send(self, mtype: MsgType, **fields: Any) -> dict[str, Any]:
