@@ -121,3 +121,41 @@ class Trigger(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WatchingTrigger(Trigger):
+    """A trigger driven by inotify events on one folder when it can be, else by polling."""
+
+    def __init__(self, key: str, state: TriggerState, *, auto_commit: bool = True) -> None:
+        super().__init__(key, state, auto_commit=auto_commit)
+        self._inotify: Any = None
+        self._watch: Any = None
+
+    def _start_inotify(self, folder: str, mask: int, *, required: bool) -> None:
+        """Watch ``folder`` for ``mask`` events; fall back to polling unless ``required``."""
+        from odop.tasks.triggers.inotify import Inotify
+        from odop.tasks.triggers.watch import DirWatch
+
+        try:
+            self._inotify = Inotify()
+            self._watch = DirWatch(self._inotify, folder, mask)
+        except OSError:
+            if self._inotify is not None:
+                self._inotify.close()
+            self._inotify = self._watch = None
+            if required:
+                raise
+
+    @property
+    def uses_inotify(self) -> bool:
+        """True when inotify events drive this trigger (else it scans on every poll)."""
+        return self._watch is not None
+
+    def fileno(self) -> int | None:
+        return self._inotify.fileno() if self._inotify is not None else None
+
+    def close(self) -> None:
+        super().close()
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = self._watch = None

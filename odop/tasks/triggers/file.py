@@ -20,24 +20,23 @@ import stat
 import time
 from typing import Any
 
-from odop.tasks.triggers.base import Trigger, TriggerState
+from odop.tasks.triggers.base import TriggerState, WatchingTrigger
 from odop.tasks.triggers.inotify import (
     IN_CLOSE_WRITE,
     IN_DELETE,
     IN_ISDIR,
     IN_MOVED_FROM,
     IN_MOVED_TO,
-    Inotify,
     InotifyEvent,
 )
-from odop.tasks.triggers.watch import DirWatch, name_matcher, split_pattern
+from odop.tasks.triggers.watch import name_matcher, split_pattern
 
 __all__ = ["FileTrigger"]
 
 Signature = list[int]  # [mtime_ns, size]
 
 
-class FileTrigger(Trigger):
+class FileTrigger(WatchingTrigger):
     """Submits ``{"path": ...}`` for each new (or changed) file matching ``pattern``."""
 
     kind = "file"
@@ -58,31 +57,10 @@ class FileTrigger(Trigger):
         self._done: dict[str, Signature] = {
             k[len(self._prefix):]: v for k, v in state.items(self._prefix).items()}
         self._pending: dict[str, tuple[Signature, float]] = {}
-        self._inotify: Inotify | None = None
-        self._watch: DirWatch | None = None
         self._rescan = True
         self._dir_mtime: int | None = None
         if use_inotify is not False and self._flat:
-            self._start_inotify(required=use_inotify is True)
-
-    def _start_inotify(self, *, required: bool) -> None:
-        try:
-            self._inotify = Inotify()
-            self._watch = DirWatch(self._inotify, self.root, self._mask)
-        except OSError:
-            if self._inotify is not None:
-                self._inotify.close()
-            self._inotify = self._watch = None
-            if required:
-                raise
-
-    @property
-    def uses_inotify(self) -> bool:
-        """True when inotify events drive this trigger (else it scans on every poll)."""
-        return self._watch is not None
-
-    def fileno(self) -> int | None:
-        return self._inotify.fileno() if self._inotify is not None else None
+            self._start_inotify(self.root, self._mask, required=use_inotify is True)
 
     def next_due(self, now: float) -> float | None:
         due = [since + self.settle_s for _sig, since in self._pending.values()]
@@ -205,8 +183,3 @@ class FileTrigger(Trigger):
         if self._done.pop(path, None) is not None:
             self._unstage(self._prefix + path)
 
-    def close(self) -> None:
-        super().close()
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = self._watch = None

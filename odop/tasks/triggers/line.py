@@ -21,9 +21,8 @@ import hashlib
 import os
 from typing import Any
 
-from odop.tasks.triggers.base import Trigger, TriggerState
-from odop.tasks.triggers.inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
-from odop.tasks.triggers.watch import DirWatch
+from odop.tasks.triggers.base import TriggerState, WatchingTrigger
+from odop.tasks.triggers.inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO
 
 __all__ = ["LineTrigger"]
 
@@ -31,7 +30,7 @@ _HEAD_BYTES = 256
 _CHUNK = 1 << 20  # bytes read per poll at most: bounds the work of one poll
 
 
-class LineTrigger(Trigger):
+class LineTrigger(WatchingTrigger):
     """Submits one ``{"line", "path", "lineno"}`` per complete line appended to ``path``."""
 
     kind = "line"
@@ -46,26 +45,10 @@ class LineTrigger(Trigger):
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
         self._more = False
-        self._inotify: Inotify | None = None
-        self._watch: DirWatch | None = None
         if use_inotify is not False:
-            try:
-                self._inotify = Inotify()
-                self._watch = DirWatch(self._inotify, os.path.dirname(self.path),
-                                       IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO)
-            except OSError:
-                if self._inotify is not None:
-                    self._inotify.close()
-                self._inotify = self._watch = None
-                if use_inotify:
-                    raise
-
-    @property
-    def uses_inotify(self) -> bool:
-        return self._watch is not None
-
-    def fileno(self) -> int | None:
-        return self._inotify.fileno() if self._inotify is not None else None
+            self._start_inotify(os.path.dirname(self.path),
+                                IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO,
+                                required=use_inotify is True)
 
     def next_due(self, now: float) -> float | None:
         if self._more:  # a poll stopped at _CHUNK: come back at once
@@ -144,9 +127,6 @@ class LineTrigger(Trigger):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = self._watch = None
 
 
 def _digest(data: bytes) -> str:
