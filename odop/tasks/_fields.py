@@ -20,10 +20,9 @@ from odop.errors import SpecError
 from odop.tasks.triggers.spec import normalize_trigger
 from odop.tasks.units import (
     CPUS_FORMS,
-    DURATION_FORMS,
     MEMORY_FORMS,
+    duration_field,
     parse_cpus,
-    parse_duration,
     parse_memory,
 )
 
@@ -89,14 +88,7 @@ def _bool(task: str, field: str, value: object) -> bool:
     return value
 
 
-def _duration(task: str, field: str, value: object, *, positive: bool) -> float:
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        raise SpecError(task, field, value, DURATION_FORMS) from None
-    if positive and seconds <= 0:
-        raise SpecError(task, field, value, "a duration > 0")
-    return seconds
+_duration = duration_field
 
 
 def _durations(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:

@@ -122,3 +122,16 @@ def format_duration(seconds: float) -> str:
         if seconds >= scale:
             return f"{seconds / scale:g}{unit}"
     return f"{seconds * 1000:g}ms"
+
+
+def duration_field(task: str, field: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as seconds for a task's ``field``, or a SpecError naming task and field."""
+    from odop.errors import SpecError
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise SpecError(task, field, value, DURATION_FORMS) from None
+    if positive and seconds <= 0:
+        raise SpecError(task, field, value, "a duration > 0")
+    return seconds

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from odop.errors import SpecError
-from odop.tasks.units import DURATION_FORMS, parse_duration
+from odop.tasks.units import duration_field
 
 __all__ = ["TRIGGER_KINDS", "FILE_EVENTS", "normalize_trigger"]
 
@@ -68,14 +68,6 @@ def _path(value: Mapping[str, Any], kind: str, task: str) -> str:
     return path
 
 
-def _duration(raw: object, task: str, field: str, *, positive: bool) -> float:
-    try:
-        seconds = parse_duration(raw)
-    except ValueError:
-        raise SpecError(task, field, raw, DURATION_FORMS) from None
-    if positive and seconds <= 0:
-        raise SpecError(task, field, raw, "a duration > 0")
-    return seconds
 
 
 def _file(value: Mapping[str, Any], task: str) -> dict[str, Any]:
@@ -92,7 +84,7 @@ def _file(value: Mapping[str, Any], task: str) -> dict[str, Any]:
     settle = value.get("settle_s", value.get("settle", 0.0))
     return {"kind": "file", "path": _path(value, "file", task),
             "events": [e for e in FILE_EVENTS if e in events],
-            "settle_s": _duration(settle, task, "trigger.settle", positive=False)}
+            "settle_s": duration_field(task, "trigger.settle", settle)}
 
 
 def _folder(value: Mapping[str, Any], task: str) -> dict[str, Any]:
@@ -108,7 +100,7 @@ def _line(value: Mapping[str, Any], task: str) -> dict[str, Any]:
 
 def _every(value: Mapping[str, Any], task: str) -> dict[str, Any]:
     raw = value.get("every", value.get("period_s"))
-    return {"kind": "every", "period_s": _duration(raw, task, "trigger.every", positive=True)}
+    return {"kind": "every", "period_s": duration_field(task, "trigger.every", raw, positive=True)}
 
 
 def _after(value: Mapping[str, Any], task: str) -> dict[str, Any]:
