@@ -88,17 +88,14 @@ def _bool(task: str, field: str, value: object) -> bool:
     return value
 
 
-_duration = duration_field
-
-
 def _durations(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if m.get("time") is not None:
-        out["time_s"] = _duration(task, "time", m["time"], positive=True)
+        out["time_s"] = duration_field(task, "time", m["time"], positive=True)
     if m.get("deadline") is not None:
-        out["deadline_s"] = _duration(task, "deadline", m["deadline"], positive=True)
+        out["deadline_s"] = duration_field(task, "deadline", m["deadline"], positive=True)
     if "retry_backoff" in m:
-        out["retry_backoff_s"] = _duration(task, "retry_backoff", m["retry_backoff"],
+        out["retry_backoff_s"] = duration_field(task, "retry_backoff", m["retry_backoff"],
                                            positive=False)
     return out
 
@@ -357,7 +354,7 @@ def _energy(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:
     if "deferrable" in raw:
         out["deferrable"] = _bool(task, "energy.deferrable", raw["deferrable"])
     if raw.get("max_delay") is not None:
-        out["max_delay"] = _duration(task, "energy.max_delay", raw["max_delay"], positive=True)
+        out["max_delay"] = duration_field(task, "energy.max_delay", raw["max_delay"], positive=True)
         if not out["deferrable"]:
             raise SpecError(task, "energy.max_delay", raw["max_delay"],
                             "only with deferrable = true")
