@@ -15,6 +15,7 @@ from odop.errors import OdopError
 from odop.report import analyse, build_report, load_run
 from odop.report.data import phases_from_marks
 from odop.report.metrics import queue_series
+from odop.store.executions import RunStore
 from tests.test_report_support import SIM_END, T0, busy_at, make_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -132,12 +133,17 @@ def test_phases_and_predictions_when_recorded(tmp_path: Path) -> None:
               "active": True} for k in range(1, 10)]
     marks = [m for k, m in enumerate(marks) for m in (m, {**marks[k], "active": False,
                                                           "t": m["t"] + 1})]
-    run = make_run(tmp_path, meta={"phases": marks, "prediction_accuracy": {"mape": 0.12}})
+    run = make_run(tmp_path)
+    store = RunStore(run / "odop.db")
+    for m in marks:
+        store.add_phase(m["t"], m["node"], m["rank"], m["phase"], m["active"])
+    store.add_prediction(T0 + 20, "n0", 40, 0.875, 8.0)
+    store.close()
     page, report = build_report(run, tmp_path / "out")
     assert "phases" in report.figures
     _png_ok(report.figures["phases"])
     text = page.read_text()
-    assert "not recorded" not in text and "mape" in text and "0.12" in text
+    assert "not recorded" not in text and "0.875" in text
 
 
 def test_report_without_samples(tmp_path: Path) -> None:

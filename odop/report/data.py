@@ -139,15 +139,11 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def _phases(conn: sqlite3.Connection, meta: dict[str, Any]) -> list[Phase] | None:
-    """Phase intervals from a ``phases`` table (t, node, rank, phase, active) or meta."""
-    marks: list[dict[str, Any]] = []
-    if _has_table(conn, "phases"):
-        marks = [dict(r) for r in conn.execute("SELECT * FROM phases ORDER BY t, rowid")]
-    elif isinstance(meta.get("phases"), list):
-        marks = [m for m in meta["phases"] if isinstance(m, dict)]
-    else:
-        return None
-    return phases_from_marks(marks, end=meta.get("sim_end"))
+    """Phase intervals from the run's ``phases`` marks (t, node, rank, phase, active);
+    None when the simulation marked none."""
+    marks = ([dict(r) for r in conn.execute("SELECT * FROM phases ORDER BY t, rowid")]
+             if _has_table(conn, "phases") else [])
+    return phases_from_marks(marks, end=meta.get("sim_end")) if marks else None
 
 
 def phases_from_marks(marks: list[dict[str, Any]], end: float | None = None) -> list[Phase]:
@@ -176,16 +172,11 @@ def phases_from_marks(marks: list[dict[str, Any]], end: float | None = None) -> 
 
 
 def _predictions(conn: sqlite3.Connection, meta: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Recorded predicted-versus-actual rows: a ``predictions`` table or meta key."""
-    if _has_table(conn, "predictions"):
-        return [dict(r) for r in conn.execute("SELECT * FROM predictions")]
-    for key in ("predictions", "prediction_accuracy"):
-        value = meta.get(key)
-        if isinstance(value, list):
-            return [v for v in value if isinstance(v, dict)]
-        if isinstance(value, dict):
-            return [{"metric": k, "value": v} for k, v in value.items()]
-    return None
+    """The idle predictor's accuracy as the scheduler recorded it (t, node, samples,
+    accuracy, period_s); None when nothing was recorded."""
+    rows = ([dict(r) for r in conn.execute("SELECT * FROM predictions ORDER BY t")]
+            if _has_table(conn, "predictions") else [])
+    return rows or None
 
 
 def load_samples(root: Path) -> dict[str, NodeSamples]:

@@ -179,12 +179,13 @@ def _execution_table(report: Report, out: Path) -> str:
 
 def _predictions(report: Report) -> str:
     rows = report.data.predictions
-    if rows is None:
-        return "<p class='note'>Prediction accuracy: not recorded in this run.</p>"
     if not rows:
-        return "<p class='note'>Prediction accuracy: recorded, but empty.</p>"
-    header = sorted({k for r in rows for k in r})
-    return _table(header, [[r.get(k, "") for k in header] for r in rows], set())
+        return "<p class='note'>Prediction accuracy: not recorded in this run.</p>"
+    header = ["t", "node", "samples", "accuracy", "period_s"]
+    return ("<h2>Idle prediction</h2><p class='note'>Share of per-core idle/busy forecasts "
+            "(one sample ahead) that came true, and the period of the simulation's phases "
+            "when one was detected.</p>"
+            + _table(header, [[r.get(k, "") for k in header] for r in rows], set()))
 
 
 def _notes(report: Report) -> str:
