@@ -151,6 +151,7 @@ class Server:
         try:
             try:
                 self._detach()
+                die_with_parent(os.getppid(), signal.SIGKILL)  # before anyone can pause it
                 _setup_child(msg)
                 os.close(ready)  # EOF either way: set up, or failed trying
                 prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),

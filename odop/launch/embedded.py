@@ -158,7 +158,7 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
         lost = rt.comm.reduce(lost, root=0)
     if rt.rank == 0 and lost:
         summary["unacknowledged"] = lost
-    barrier(rt.comm)
+    barrier(rt.comm, on_wait=lambda: _tend_agents(rt))  # rank 0 drains meanwhile
     _reap([k.proc for k in rt.keepers if k.proc is not None], grace_s=2.0)
     rt.client.close()
     transport.use_run(None)
@@ -179,13 +179,22 @@ def _drain(rt: Runtime, timeout_s: float | None) -> dict[str, Any]:
     while True:
         left = None if end is None else max(0.0, end - time.monotonic())
         reply = rt.client.request(MsgType.SIM_END, left, rank=rt.rank,
-                                  alive=lambda: _scheduler_alive(rt))
+                                  alive=lambda: _tend_agents(rt) and _scheduler_alive(rt))
         if reply is not None:
             return {"drained": True, "done": reply["done"], "failed": reply["failed"]}
         if rt.scheduler is None or (end is not None and time.monotonic() >= end):
             return {"drained": False, "done": None, "failed": None}
         if not rt.scheduler.check(force=True):
             return {"drained": False, "done": None, "failed": None}
+
+
+def _tend_agents(rt: Runtime) -> bool:
+    """Restart this rank's agent if it died: the drain needs every node's agent. (The
+    scheduler is restarted by the drain loop itself, which then asks again.) Always True."""
+    for keeper in rt.keepers:
+        if keeper.role == "agent":
+            keeper.check()
+    return True
 
 
 def _scheduler_alive(rt: Runtime) -> bool:

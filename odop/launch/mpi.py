@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 Comm = Any
@@ -30,10 +31,14 @@ def node_comm(comm: Comm | None) -> Comm | None:
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
 
 
-def barrier(comm: Comm | None, poll_s: float = 0.01) -> None:
-    """A barrier that sleeps while it waits, so waiting ranks leave their cores to tasks."""
+def barrier(comm: Comm | None, poll_s: float = 0.01,
+            on_wait: Callable[[], object] | None = None) -> None:
+    """A barrier that sleeps while it waits, so waiting ranks leave their cores to tasks;
+    ``on_wait`` runs at every turn (cheap work that must go on meanwhile)."""
     if comm is None:
         return
     request = comm.Ibarrier()
     while not request.Test():
+        if on_wait is not None:
+            on_wait()
         time.sleep(poll_s)

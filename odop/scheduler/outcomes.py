@@ -23,6 +23,7 @@ class Outcomes(ServiceParts):
     def _record_exit(self, row: dict[str, Any], msg: Any) -> None:
         execution = row["id"]
         self.decider.release(execution)
+        self.started_at.pop(execution, None)
         self.missing.pop(execution, None)
         usage = {k: msg.get(k) for k in ("exit_code", "signal", "reason", "cpu_s",
                                          "max_rss_bytes", "wall_s")}
@@ -85,6 +86,7 @@ class Outcomes(ServiceParts):
         self.decider.release(execution)
         self.preemption.forget(execution)
         self.missing.pop(execution, None)
+        self.started_at.pop(execution, None)
         row = self.store.get(execution)
         if row is None or ExecState(row["state"]).terminal:
             return

@@ -144,6 +144,8 @@ class Preemption:
     def exited(self, row: dict[str, Any], usage: dict[str, Any]) -> bool:
         """Handle the exit of a paused or requeueing execution; False if not ours."""
         svc, execution = self.service, row["id"]
+        if execution in self.requeueing or execution in self.paused:
+            svc.started_at.pop(execution, None)
         if execution in self.requeueing:
             self.requeueing.discard(execution)
             svc.decider.release(execution)
