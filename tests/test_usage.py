@@ -26,3 +26,4 @@ def test_short_task_uses_latest_sample_and_no_power_means_no_figure() -> None:
     meter.add(sample(30.0, [0.2, 0.1], {}))       # idle node: 30 W per core at most
     meter.start(2)
     assert meter.stop(2).energy_j(0.5, meter.w_per_core) == 15.0
+

@@ -262,13 +262,16 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
     cpu = sample.get("system", {}).get("cpu", {})
     procs = sample.get("processes", {})
     sim = [p for p in procs.get("watched", []) if p.get("role") == "sim"]
-    bound = sorted({c for p in sim for c in p.get("affinity", [])})
+    # a rank is bound when its own mask is narrower than the node (one rank per core
+    # binds every core, though together they cover the node)
+    bound = sorted({c for p in sim for c in p.get("affinity", [])
+                    if len(p.get("affinity", [])) < len(cores)})
     power = sample.get("power", {})
     return {
         "t": sample.get("t", time.time()),
         "cores": cores,
         "util": cpu.get("util", []),
-        "sim_bound": bound if bound and len(bound) < len(cores) else [],
+        "sim_bound": bound,
         "sim_cpu": sum(p.get("cpu", 0.0) for p in sim),
         "sim_n": len(sim),
         "power_w": power.get("watts", {}).get("total"),
