@@ -61,3 +61,4 @@ def test_drop_forgets() -> None:
     d.enqueue(Pending("a", "green", {}, 0.0))
     holds.apply(10.0, has_free_cores=True)
     assert holds.drop("a") and not holds.held
+

@@ -198,7 +198,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
 
     # -- acting -------------------------------------------------------------------------
     def _act(self, placed: list[Placed]) -> None:
+        """Record each placement, then send its start command."""
         for p in placed:
+            self.energy.forget(p.pending.execution)  # its deferral decision is spent
             node = self.decider.nodes[p.node]
             spec = self._with_limit(self.decider.specs[p.pending.task])
             self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
