@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from odop.engine.agent import serve
-    from odop.engine.spawn import all_cpus
+    from odop.engine.spawn import all_cpus, keep_off
     from odop.launch import discover
     from odop.launch.embedded import node_name
     from odop.procs import die_with_parent
@@ -44,16 +44,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
-    os.sched_setaffinity(0, all_cpus())  # not the cores of the rank that started us
+    sim_pids = [int(p) for p in args.sim_pids.split(",") if p]
+    keep_off(sim_pids)  # not on the cores the node's ranks are bound to
     config = load_config(args.config)
     paths = _wait_run(args.run, config.home_path, args.wait)
     transport.use_run(paths.root)
     node = args.node or node_name()
     endpoint = args.connect or discover.scheduler_endpoint(paths, wait_s=args.wait)
     discover.claim_agent(paths, node, os.getpid())
-    serve(Path(paths.root), node, sim_pids=[int(p) for p in args.sim_pids.split(",") if p],
-          sim_root=args.sim_root,
-          cores=[int(c) for c in args.cores.split(",")] if args.cores else None,
+    serve(Path(paths.root), node, sim_pids=sim_pids, sim_root=args.sim_root,
+          cores=[int(c) for c in args.cores.split(",")] if args.cores else sorted(all_cpus()),
           interval_s=args.interval or config.sample_interval_s, endpoint=endpoint,
           grace_s=config.stop_grace_s)
     return 0

@@ -42,14 +42,14 @@ def prepare_run(run: str, home: Path) -> RunPaths:
 
 
 def run(args: argparse.Namespace) -> int:
-    from odop.engine.spawn import all_cpus
+    from odop.engine.spawn import keep_off
     from odop.procs import die_with_parent
     from odop.protocol import transport
     from odop.scheduler.service import serve
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
-    os.sched_setaffinity(0, all_cpus())  # not the cores of the rank that started us
+    keep_off([args.parent_pid] if args.parent_pid else [])  # not on the rank's core
     config = load_config(args.config)
     paths = prepare_run(args.run, config.home_path)
     transport.use_run(paths.root)

@@ -72,3 +72,18 @@ def all_cpus() -> set[int]:
     eligible = set(proc.cpu_affinity() or [])
     proc.cpu_affinity(current)
     return eligible
+
+
+def keep_off(pids: Sequence[int]) -> None:
+    """Run this process on the node's cores outside those ``pids`` are bound to (ranks
+    pinned to cores), when any remain; on every core otherwise."""
+    cpus = all_cpus()
+    bound: set[int] = set()
+    for pid in pids:
+        try:
+            mask = os.sched_getaffinity(pid)
+        except OSError:
+            continue
+        if mask < cpus:
+            bound |= mask
+    os.sched_setaffinity(0, (cpus - bound) or cpus)

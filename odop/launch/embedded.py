@@ -33,6 +33,8 @@ from odop.protocol import MsgType, new_id, transport
 from odop.tasks import registry
 
 log = logging.getLogger("odop")
+READY_WAIT_S = 15.0
+"""Longest wait in odop.start() for the scheduler to take the declarations (seconds)."""
 FLUSH_S = 5.0
 """Longest wait at stop for the scheduler to acknowledge this rank's submissions (s)."""
 
@@ -88,6 +90,7 @@ def start(run_name: str | None = None, task_folder: str | None = None,
         agent = startup.start_agent(paths, where.node, ranks, cfg.sample_interval_s)
         rt.keepers += [agent] if agent is not None else []
     rt.tasks = _declare(rt, task_folder)
+    rt.client.flush(READY_WAIT_S)  # odop's start-up happens here, not in the first steps
     _runtime = rt
     return paths
 
