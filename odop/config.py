@@ -37,6 +37,9 @@ class Config:
     """A task running longer than its declared ``time`` times this is killed (None: never)."""
     prediction_window_s: float = 5.0
     """Seconds ahead an unbound simulation's cores must be expected idle to be offered."""
+    phase_min_lend_s: float = 1.0
+    """A rank's cores are lent during an idle phase only if that phase usually lasts this
+    long (seconds); shorter waits are not worth pausing tasks for."""
     idle_phases: tuple[str, ...] = ("io", "wait", "idle", "gpu", "checkpoint")
     """Phase names (``odop.phase``) during which a bound rank's cores may be lent to tasks."""
     stop_grace_s: float = 5.0

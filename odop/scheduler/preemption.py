@@ -24,21 +24,36 @@ if TYPE_CHECKING:
 
 
 class PhaseBook:
-    """Which ranks are in an idle phase now, and the cores they lend (per node)."""
+    """Which ranks are in an idle phase now, and the cores they lend (per node).
 
-    def __init__(self, idle_phases: Iterable[str]) -> None:
+    A phase lends its rank's cores only if it is expected to last at least ``min_lend_s``:
+    each (node, rank, phase) remembers how long it lasted (smoothed), so a rank that waits
+    20 ms per step is not churned through pause and resume; an unknown phase lends.
+    """
+
+    def __init__(self, idle_phases: Iterable[str], min_lend_s: float = 1.0) -> None:
         self.idle_phases = frozenset(idle_phases)
+        self.min_lend_s = min_lend_s
         self.lending: dict[tuple[str, int], frozenset[int]] = {}
+        self.began: dict[tuple[str, int, str], float] = {}
+        self.typical_s: dict[tuple[str, int, str], float] = {}
 
-    def mark(self, node: str, rank: int, phase: str, active: bool,
-             cores: Iterable[int]) -> frozenset[int]:
+    def mark(self, node: str, rank: int, phase: str, active: bool, cores: Iterable[int],
+             now: float) -> frozenset[int]:
         """Record a mark; returns the cores taken back (a lending phase just ended)."""
         if phase not in self.idle_phases:
             return frozenset()
-        key = (node, rank)
+        key, long = (node, rank), (node, rank, phase)
         if active:
-            self.lending[key] = frozenset(cores)
+            self.began[long] = now
+            if self.typical_s.get(long, self.min_lend_s) >= self.min_lend_s:
+                self.lending[key] = frozenset(cores)
             return frozenset()
+        began = self.began.pop(long, None)
+        if began is not None:
+            last = self.typical_s.get(long)
+            lasted = now - began
+            self.typical_s[long] = lasted if last is None else 0.5 * last + 0.5 * lasted
         return self.lending.pop(key, frozenset())
 
     def lent(self, node: str) -> frozenset[int]:
@@ -91,10 +106,10 @@ class Preemption:
             self.requeueing.add(execution)
             svc.send_command(execution, MsgType.KILL, reason=f"preempted: {reason}")
             return
-        svc.send_command(execution, MsgType.PAUSE)
+        svc.store.transition(execution, ExecState.PAUSED, detail=reason)  # may be just placed
+        svc.send_command(execution, MsgType.PAUSE)  # after its START: the agent runs, stops it
         svc.decider.release(execution)
         self.paused[execution] = (task, node_name, len(cores))
-        svc.store.transition(execution, ExecState.PAUSED, detail=reason)
 
     def _repin(self, execution: str, cores: list[int], reason: str) -> bool:
         svc = self.service

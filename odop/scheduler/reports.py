@@ -96,7 +96,7 @@ class AgentReports(ServiceParts):
         """A rank enters or leaves a phase: lend its cores, or take them back now."""
         self.store.add_phase(time.time(), msg["node"], msg["rank"], msg["phase"], msg["active"])
         reclaimed = self.phases.mark(msg["node"], msg["rank"], msg["phase"], msg["active"],
-                                     msg.get("cores") or [])
+                                     msg.get("cores") or [], now=time.monotonic())
         node = self.decider.nodes.get(msg["node"])
         if node is None:
             return
@@ -107,9 +107,13 @@ class AgentReports(ServiceParts):
         self.dirty = True
 
     def _on_started(self, ident: bytes, msg: Any) -> None:
-        self.started_at[msg["execution"]] = msg["t"]
+        execution = msg["execution"]
+        self.started_at[execution] = msg["t"]
+        if self.preemption.owns(execution):  # paused before its start was confirmed
+            self.store.update(execution, "started (paused)", pid=msg["pid"], started_at=msg["t"])
+            return
         try:
-            self.store.transition(msg["execution"], ExecState.RUNNING, pid=msg["pid"],
+            self.store.transition(execution, ExecState.RUNNING, pid=msg["pid"],
                                   started_at=msg["t"])
         except TransitionError as exc:
             log.warning("late start report: %s", exc)

@@ -70,7 +70,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                                                alloc_end=config.alloc_end)
         self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
         self.started_at: dict[str, float] = {}
-        self.phases = PhaseBook(config.idle_phases)
+        self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
         self.preemption = Preemption(self)
         self.predictors: dict[str, IdlePredictor] = {}
         self.next_prediction_record = time.monotonic() + 10.0

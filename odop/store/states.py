@@ -35,7 +35,8 @@ TERMINAL = frozenset({ExecState.DONE, ExecState.FAILED, ExecState.CANCELLED, Exe
 _S = ExecState
 ALLOWED: dict[ExecState, frozenset[ExecState]] = {
     _S.QUEUED: frozenset({_S.PLACED, _S.CANCELLED, _S.SKIPPED}),
-    _S.PLACED: frozenset({_S.RUNNING, _S.QUEUED, _S.FAILED, _S.CANCELLED, _S.DONE}),
+    _S.PLACED: frozenset({_S.RUNNING, _S.PAUSED, _S.QUEUED, _S.FAILED, _S.CANCELLED,
+                          _S.DONE}),
     _S.RUNNING: frozenset({_S.PAUSED, _S.DONE, _S.FAILED, _S.CANCELLED, _S.QUEUED}),
     _S.PAUSED: frozenset({_S.RUNNING, _S.QUEUED, _S.DONE, _S.FAILED, _S.CANCELLED}),
     _S.FAILED: frozenset({_S.QUEUED}),
