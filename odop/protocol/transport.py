@@ -21,6 +21,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from odop.errors import OdopError
 from odop.protocol import keys as curve
+from odop.protocol.codec import MAX_MESSAGE_BYTES
 
 ENDPOINT_FILE = "scheduler.endpoint"
 _run: Path | None = None
@@ -45,6 +46,7 @@ def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
     sock: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted agent takes its identity back
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # larger frames: peer disconnected
     if is_tcp(endpoint):
         _curve_server(sock, _keys(root, endpoint))
     sock.bind(endpoint)
@@ -61,6 +63,7 @@ def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0,
         sock.setsockopt(zmq.IDENTITY, identity)
     sock.setsockopt(zmq.LINGER, linger_ms)
     sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     if is_tcp(endpoint):
         keys = _keys(run_root or _run, endpoint)
         public, secret = curve.client_pair(keys)

@@ -285,3 +285,15 @@ def test_agent_refuses_malformed_start(case: str, tmp_path: Path,
     sampled = _samples_within(router, 3, timeout_s=10)
     assert proc.poll() is None and sampled == 3, _tail(tmp_path / "agent.log")
 
+
+
+def test_oversized_frame_is_refused_and_others_are_served(
+        scheduler: tuple[RunPaths, subprocess.Popen]) -> None:
+    from odop.protocol.codec import MAX_MESSAGE_BYTES
+
+    paths, proc = scheduler
+    hostile = _client(paths)
+    hostile.send(b"\x00" * (MAX_MESSAGE_BYTES + 1))
+    time.sleep(0.5)
+    assert proc.poll() is None
+    assert "counts" in _status(_client(paths))
