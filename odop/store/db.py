@@ -5,6 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+CACHE_KIB = 512
+"""Page cache of each writable connection (KiB): the scheduler's memory stays flat as the
+run's database grows."""
+
 
 def connect(path: Path | str, *, readonly: bool = False, schema: str = "") -> sqlite3.Connection:
     """Open a database, creating ``schema`` when writable; autocommit, explicit transactions."""
@@ -14,6 +18,7 @@ def connect(path: Path | str, *, readonly: bool = False, schema: str = "") -> sq
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # bounded memory however long the run
         if schema:
             conn.executescript(schema)
     conn.row_factory = sqlite3.Row
