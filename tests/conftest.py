@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from odop.engine.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,3 +33,16 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
+
+
+@pytest.fixture(params=["forked", "fresh"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A real engine in ``tmp_path``, on both start paths: fork server and fresh worker."""
+    forked = request.param == "forked"
+    eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), fork_server=forked,
+                 cgroups=None)
+    if forked:
+        assert eng.server is not None and eng.server.wait_ready()
+    yield eng
+    eng.stop_all("test over", wait_s=0.5)
+    eng.close()

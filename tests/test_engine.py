@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,19 +53,11 @@ def resumable(out):
 '''
 
 
-@pytest.fixture(params=["forked", "fresh"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+@pytest.fixture(autouse=True)
+def tasks_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks, and an environment as if the engine had been started from a rank."""
     (tmp_path / "mytasks.py").write_text(TASKS)
-    monkeypatch.setenv("PMI_RANK", "3")  # as if the engine had been started from a rank
-    forked = request.param == "forked"
-    eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), fork_server=forked,
-                 cgroups=None)
-    if forked:
-        assert eng.server is not None and eng.server.wait_ready()
-    yield eng
-    eng.stop_all("test over", wait_s=0.5)
-    eng.close()
+    monkeypatch.setenv("PMI_RANK", "3")
 
 
 def spec(tmp_path: Path, func: str, **kw: object) -> dict:

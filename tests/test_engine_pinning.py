@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,9 @@ def tree(ready):
 '''
 
 
-@pytest.fixture(params=["forked", "fresh"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+@pytest.fixture(autouse=True)
+def tree_module(tmp_path: Path) -> None:
     (tmp_path / "tree.py").write_text(TREE)
-    forked = request.param == "forked"
-    eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), fork_server=forked,
-                 cgroups=None)
-    if forked:
-        assert eng.server is not None and eng.server.wait_ready()
-    yield eng
-    eng.stop_all("test over", wait_s=0.5)
-    eng.close()
 
 
 def allowed_lists(pgid: int) -> dict[tuple[int, int], str]:
