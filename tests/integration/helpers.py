@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import zmq
+
+from odop.paths import RunPaths
 from odop.procs import pid_alive
+from odop.protocol import MsgType, decode, encode, make, validate
 from odop.store.executions import RunStore
 
 SIM = '''
@@ -90,3 +98,43 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def agent_behind_router(paths: RunPaths, home: Path, log: Path
+                        ) -> Iterator[tuple[zmq.Socket, bytes, subprocess.Popen]]:
+    """A real agent whose 'scheduler' is a ROUTER bound here: (router, identity, process),
+    after its HELLO; stopped (SHUTDOWN, then TERM, then KILL) on the way out."""
+    from tests.conftest import child_env
+
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(paths.scheduler_endpoint)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "odop", "agent", "--run", str(paths.root),
+                                 "--node", "n", "--interval", "0.2", "--connect",
+                                 paths.scheduler_endpoint],
+                                env=child_env(ODOP_HOME=str(home)), stderr=out)
+    ident = b""
+    try:
+        assert router.poll(30_000), "no HELLO from the agent"
+        ident, data = router.recv_multipart()[:2]
+        assert validate(decode(data))[0] is MsgType.HELLO
+        yield router, ident, proc
+    finally:
+        stop_agent(router, ident, proc)
+
+
+def stop_agent(router: zmq.Socket, ident: bytes, proc: subprocess.Popen) -> None:
+    """SHUTDOWN the agent (it takes its tasks with it); SIGTERM, then SIGKILL, if it lingers."""
+    if ident:
+        router.send_multipart([ident, encode(make(MsgType.SHUTDOWN, reason="test over"))])
+    for stop in (proc.terminate, proc.kill):
+        try:
+            proc.wait(10)
+            break
+        except subprocess.TimeoutExpired:
+            stop()
+    else:
+        proc.wait(10)
+    router.close(0)

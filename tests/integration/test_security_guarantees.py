@@ -20,7 +20,7 @@ from odop.paths import RunPaths
 from odop.protocol import VERSION, MsgType, decode, encode, make, validate
 from odop.store.executions import RunStore
 from tests.conftest import REPO, child_env
-from tests.integration.test_security_sockets import _stop_agent
+from tests.integration.helpers import agent_behind_router
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -107,21 +107,8 @@ def fake_scheduler_and_agent(tmp_path: Path, odop_home: Path
     odop_home.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(tmp_path / "runs" / "sec").create()
     RunStore(paths.db).close()
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(paths.scheduler_endpoint)
-    with open(tmp_path / "agent.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "odop", "agent", "--run", str(paths.root),
-                                 "--node", "n", "--interval", "0.2", "--connect",
-                                 paths.scheduler_endpoint],
-                                env=child_env(ODOP_HOME=str(odop_home)), stderr=log)
-    ident = b""
-    try:
-        assert router.poll(30_000), "no HELLO from the agent"
-        ident = router.recv_multipart()[0]
+    with agent_behind_router(paths, odop_home, tmp_path / "agent.log") as (router, ident, _):
         yield router, ident, tmp_path
-    finally:
-        _stop_agent(router, ident, proc)
 
 
 def _start_and_wait(router: zmq.Socket, ident: bytes, spec: dict[str, object],

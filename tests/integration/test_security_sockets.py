@@ -20,6 +20,7 @@ from odop.protocol import VERSION, MsgType, decode, encode, make, validate
 from odop.protocol.messages import SCHEMA
 from odop.store.executions import RunStore
 from tests.conftest import child_env
+from tests.integration.helpers import agent_behind_router
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 AGENT_BOUND = (MsgType.START, MsgType.PAUSE, MsgType.RESUME, MsgType.REPIN, MsgType.KILL,
@@ -199,37 +200,9 @@ def test_schema_valid_but_hostile_messages(case: str, scheduler: tuple[RunPaths,
 @pytest.fixture
 def agent(tmp_path: Path, odop_home: Path) -> Iterator[tuple[zmq.Socket, bytes, subprocess.Popen]]:
     """A real agent whose 'scheduler' is a ROUTER bound here: (router, identity, process)."""
-    paths = _run_folder(tmp_path)
-    router = zmq.Context.instance().socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(paths.scheduler_endpoint)
-    with open(tmp_path / "agent.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "odop", "agent", "--run", str(paths.root),
-                                 "--node", "n", "--interval", "0.2", "--connect",
-                                 paths.scheduler_endpoint],
-                                env=child_env(ODOP_HOME=str(odop_home)), stderr=log)
-    ident = b""
-    try:
-        ident, mtype = _next(router, timeout_s=30)
-        assert mtype is MsgType.HELLO
-        yield router, ident, proc
-    finally:
-        _stop_agent(router, ident, proc)
-
-
-def _stop_agent(router: zmq.Socket, ident: bytes, proc: subprocess.Popen) -> None:
-    """SHUTDOWN the agent (it takes its tasks with it); SIGTERM, then SIGKILL, if it lingers."""
-    if ident:
-        router.send_multipart([ident, encode(make(MsgType.SHUTDOWN, reason="test over"))])
-    for stop in (proc.terminate, proc.kill):
-        try:
-            proc.wait(10)
-            break
-        except subprocess.TimeoutExpired:
-            stop()
-    else:
-        proc.wait(10)
-    router.close(0)
+    with agent_behind_router(_run_folder(tmp_path), odop_home,
+                             tmp_path / "agent.log") as found:
+        yield found
 
 
 def _next(router: zmq.Socket, timeout_s: float) -> tuple[bytes, MsgType]:
