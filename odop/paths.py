@@ -42,6 +42,14 @@ class RunPaths:
         """Folder of one execution: stdout, stderr and its scratch files."""
         return self.root / "tasks" / execution
 
+    def checkpoint_dir(self, execution: str) -> Path:
+        """Where a resumable execution keeps its checkpoint, the same for every attempt."""
+        return self.root / "checkpoints" / execution
+
+    def ranks_file(self, node: str) -> Path:
+        """The ranks registered on ``node``: {rank, pid, host, cores} each."""
+        return self.root / "nodes" / f"{node}.json"
+
     def create(self) -> RunPaths:
         for folder in (self.root, self.logs, self.samples, self.root / "tasks"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -41,10 +41,6 @@ class Decision:
     fits: bool
     mean_signal: float
 
-    def deferred_s(self, now: float) -> float:
-        """Seconds between ``now`` and the planned start."""
-        return max(0.0, self.start - now)
-
 
 @dataclass(frozen=True)
 class BatchPlan:

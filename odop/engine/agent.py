@@ -9,7 +9,6 @@ the simulation it serves is gone, when told to shut down, or on SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
+from odop.launch.discover import read_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
@@ -153,11 +153,8 @@ class Agent:
                 return [c.pid for c in psutil.Process(self.sim_root).children(recursive=True)]
             except psutil.Error:
                 return []
-        try:
-            data = json.loads((self.paths.root / "nodes" / f"{self.node}.json").read_text())
-            return [int(r["pid"]) for r in data["ranks"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
+        ranks = read_ranks(self.paths, self.node)
+        return [int(r["pid"]) for r in ranks if isinstance(r, dict) and str(r.get("pid")).isdigit()]
 
     # -- messages -----------------------------------------------------------------------
     def _send(self, mtype: MsgType, **fields: Any) -> dict[str, Any]:

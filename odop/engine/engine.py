@@ -24,6 +24,7 @@ from odop.engine.mpi import mpi_argv, threads_per_rank
 from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
+from odop.paths import RunPaths
 
 __all__ = ["Engine", "Exit", "fill_argv"]
 LOST_AFTER_S = 5.0
@@ -54,7 +55,6 @@ class Engine:
         self._bounded: set[str] = set()  # executions with a cgroup of their own
         if fork_server is None:
             fork_server = os.environ.get("ODOP_FORK_SERVER", "1") != "0"
-        self.use_fork_server = fork_server
         self._restarts: list[float] = []
         self.server: ForkClient | None = None
         if fork_server:
@@ -93,7 +93,7 @@ class Engine:
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int]) -> TaskProcess:
         """Start one execution of ``spec`` on ``cores``; raises SpawnError if it cannot."""
-        folder = self.run_dir / "tasks" / execution
+        folder = RunPaths(self.run_dir).task_dir(execution)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = self._env(execution, spec, cores, folder)
         cgroup = self._cgroup(execution, spec.get("memory_max"))
@@ -158,7 +158,7 @@ class Engine:
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
         if spec.get("resumable"):
-            checkpoints = self.run_dir / "checkpoints" / execution  # the same for every attempt
+            checkpoints = RunPaths(self.run_dir).checkpoint_dir(execution)
             checkpoints.mkdir(mode=0o700, parents=True, exist_ok=True)
             env["ODOP_CHECKPOINT_DIR"] = str(checkpoints)
         return env
@@ -257,7 +257,6 @@ class Engine:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.server.pid, 0)
             self.server = None
-            self.use_fork_server = False
 
 
 def fill_argv(template: list[str], args: Mapping[str, Any]) -> list[str]:

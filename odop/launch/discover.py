@@ -77,22 +77,19 @@ def live_agent(paths: RunPaths, node: str) -> int | None:
 
 def write_ranks(paths: RunPaths, node: str, ranks: list[dict[str, Any]]) -> Path:
     """``nodes/<node>.json``: every rank on a node as {rank, pid, host, cores}."""
-    path = paths.root / "nodes" / f"{node}.json"
+    path = paths.ranks_file(node)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     _write_atomic(path, json.dumps({"node": node, "ranks": ranks, "t": time.time()}))
     return path
 
 
-def read_ranks(paths: RunPaths) -> dict[str, list[dict[str, Any]]]:
-    """node -> its ranks, from every ``nodes/*.json`` of the run."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((paths.root / "nodes").glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-            found[data["node"]] = data["ranks"]
-        except (OSError, ValueError, KeyError):
-            continue
-    return found
+def read_ranks(paths: RunPaths, node: str) -> list[dict[str, Any]]:
+    """The ranks registered on ``node`` (empty when none are, or the file is unreadable)."""
+    try:
+        ranks = json.loads(paths.ranks_file(node).read_text())["ranks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return ranks if isinstance(ranks, list) else []
 
 
 def _write_atomic(path: Path, text: str) -> None:

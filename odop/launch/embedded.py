@@ -18,7 +18,6 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from odop.config import Config, load_config
@@ -224,9 +223,4 @@ def _require() -> Runtime:
     if _runtime is None:
         raise OdopError("odop is not started on this rank: call odop.start() first")
     return _runtime
-
-
-def run_folder() -> Path:
-    """The current run's folder (after start)."""
-    return _require().paths.root
 

@@ -145,6 +145,10 @@ class Decider:
             if where == node.name:
                 node.grant(cores, execution)
 
+    def has_free_core(self) -> bool:
+        """True when some node has a core free now (from the index: no copies)."""
+        return self._refresh().total > 0
+
     def free_cores(self) -> dict[str, list[int]]:
         """Free cores per node now (new lists)."""
         index = self._refresh()
@@ -197,10 +201,6 @@ class Decider:
             if free.total <= 0:
                 break
         return placed
-
-    def _may_run(self, task: str, spec: dict[str, Any]) -> bool:
-        limit = spec.get("max_runs")
-        return limit is None or self.per_task[task] < limit
 
 
 def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:

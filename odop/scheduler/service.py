@@ -56,6 +56,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                                busy_threshold=config.busy_threshold_pct / 100)
         self.endpoint = endpoint or paths.scheduler_endpoint
         self.sock = transport.router(self.endpoint, run_root=paths.root)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self._trigger_fds: dict[int, str] = {}
         self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
         self.missing: dict[str, float] = {}
         self.cancelling: set[str] = set()
@@ -113,8 +116,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 self.dirty = False
                 self.preemption.resume_paused()
                 now = time.time()
-                free = self.decider.free_cores()
-                self.holds.apply(now, any(free.values()))
+                self.holds.apply(now, self.decider.has_free_core())
                 self._act(self.decider.cycle(now))
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
@@ -131,14 +133,16 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
 
     def _wait_for_events(self) -> None:
         """Block until a message, a trigger or a timer needs attention, then serve it."""
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
         fds = self.triggers.fds()
-        for fd in fds:
-            poller.register(fd, zmq.POLLIN)
+        if fds.keys() != self._trigger_fds.keys():  # a watcher came or went: re-register
+            for fd in self._trigger_fds:
+                self.poller.unregister(fd)
+            for fd in fds:
+                self.poller.register(fd, zmq.POLLIN)
+        self._trigger_fds = fds
         now = time.time()
         timeout = 0.0 if self.dirty else self.triggers.timeout_s(now, 0.2)
-        events = dict(poller.poll(int(timeout * 1000)))
+        events = dict(self.poller.poll(int(timeout * 1000)))
         if self.sock in events:
             self._drain_socket()
         ready = {fds[fd] for fd in fds if fd in events}
