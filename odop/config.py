@@ -42,6 +42,10 @@ class Config:
     long (seconds); shorter waits are not worth pausing tasks for."""
     idle_phases: tuple[str, ...] = ("io", "wait", "idle", "gpu", "checkpoint")
     """Phase names (``odop.phase``) during which a bound rank's cores may be lent to tasks."""
+    share_bound_cores: bool = True
+    """Offer a rank's own core to tasks while the rank mostly waits (it used less than
+    ``busy_threshold_pct`` of it over the last sample); they run there at idle priority,
+    so the kernel gives the rank its core back the moment it wakes."""
     stop_grace_s: float = 5.0
     """Seconds between TERM and KILL when a task is stopped."""
     task_dirs: tuple[str, ...] = ()
@@ -122,6 +126,10 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {key!r} = {value!r} must be a list of strings")
         return tuple(str(v) for v in value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} = {value!r} must be true or false")
+        return value
     if kind.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ConfigError(f"config key {key!r} = {value!r} must be a positive number"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from odop.engine.agent import node_view
+import pytest
+
+from odop.engine.agent import bound_use, node_view
 
 
 def test_ranks_bound_one_per_core_hold_every_core() -> None:
@@ -16,3 +18,12 @@ def test_ranks_bound_one_per_core_hold_every_core() -> None:
     assert view([0], [1]) == [0, 1]     # bound one per core: all held, even when idle
     assert view([0]) == [0]             # one bound rank, a spare core
     assert view([0, 1], [0, 1]) == []   # unbound ranks: judged by what they use
+
+
+def test_bound_use_splits_a_rank_over_its_cores() -> None:
+    sim = [{"affinity": [0], "cpu": 0.2}, {"affinity": [0], "cpu": 0.1},
+           {"affinity": [2, 3], "cpu": 1.0}, {"affinity": [0, 1, 2, 3], "cpu": 4.0}]
+    assert bound_use(sim, 4) == pytest.approx({0: 0.3, 2: 0.5, 3: 0.5})
+    view = node_view({"processes": {"watched": [dict(p, role="sim") for p in sim]}},
+                     [0, 1, 2, 3])
+    assert view["sim_bound"] == [0, 2, 3] and view["sim_use"] == [0.3, 0.5, 0.5]

@@ -63,6 +63,8 @@ def toml_default(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
     return repr(value)
 
 

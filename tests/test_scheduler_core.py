@@ -202,7 +202,7 @@ def test_a_selection_that_overrides_order_is_asked_every_cycle() -> None:
 
 
 def _ref_sim_cores(n: Node, threshold: float) -> set[int]:
-    if n.sim_bound:
+    if n.reported_bound:
         return set(n.sim_bound)
     if not n.sim_n:
         return set()
@@ -269,7 +269,9 @@ def _ref_cycle(d: Decider, ref: _RefPlace, now: float) -> list[tuple[str, str, l
 def _random_view(rng: random.Random, cores: int) -> dict[str, object]:
     util = [rng.choice([0.0, 0.2, 0.7, 0.9, 1.0]) for _ in range(cores)]
     if rng.random() < 0.5:
-        return {"util": util, "sim_bound": rng.sample(range(cores), rng.randrange(cores))}
+        bound = sorted(rng.sample(range(cores), rng.randrange(cores)))
+        return {"util": util, "sim_bound": bound,
+                "sim_use": [rng.choice([0.1, 0.9]) for _ in bound]}
     return {"util": util, "sim_bound": [], "sim_n": rng.randrange(3),
             "sim_cpu": rng.random() * cores}
 
@@ -333,3 +335,45 @@ def test_lent_cores_are_offered_and_taken_back() -> None:
     assert [p.cores for p in d.cycle(1.0)] == [[0]]
     n.lend(frozenset())
     assert n.sim_bound == frozenset({0, 1})
+
+
+def test_a_waiting_rank_shares_its_core_after_two_samples() -> None:
+    d = decider()
+    n = node("a", 2, bound=[0, 1])
+    d.add_node(n)
+    d.enqueue(pend(0))
+    waiting = {"util": [0.1, 1.0], "sim_bound": [0, 1], "sim_use": [0.1, 1.0], "sim_n": 2}
+    assert n.update(waiting, sim_alive=True) == frozenset()
+    assert d.cycle(0.0) == []          # one quiet sample is not enough
+    n.update(waiting, sim_alive=True)
+    assert n.shared == frozenset({0})
+    assert [p.cores for p in d.cycle(1.0)] == [[0]]
+    busy = {**waiting, "sim_use": [0.8, 1.0]}
+    assert n.update(busy, sim_alive=True) == frozenset({0})   # to be taken back
+    assert n.sim_bound == frozenset({0, 1}) and n.shared == frozenset()
+
+
+def test_sharing_follows_the_threshold_and_can_be_off() -> None:
+    view = {"util": [0.0, 0.0], "sim_bound": [0, 1], "sim_use": [0.3, 0.6], "sim_n": 2}
+    for share, threshold, expect in ((True, 0.5, [[0]]), (True, 0.7, [[0], [1]]),
+                                     (False, 0.5, [])):
+        d = Decider(make_selection("fifo"), make_placement("first_fit"),
+                    busy_threshold=threshold, share_bound=share)
+        d.specs["t"] = dict(SPEC)
+        n = Node("a", b"a", [0, 1])
+        d.add_node(n)
+        for _ in range(2):
+            n.update(view, sim_alive=True)
+        d.enqueue(pend(0))
+        d.enqueue(pend(1))
+        assert [p.cores for p in d.cycle(0.0)] == expect, (share, threshold)
+
+
+def test_every_bound_core_shared_is_not_mistaken_for_unbound_ranks() -> None:
+    n = Node("a", b"a", [0, 1])
+    n.share_below = 0.5
+    view = {"util": [0.9, 0.9], "sim_bound": [0, 1], "sim_use": [0.1, 0.2], "sim_n": 2,
+            "sim_cpu": 1.8}
+    for _ in range(2):
+        n.update(view, sim_alive=True)
+    assert n.free(sim_running=True, threshold=0.5) == [0, 1]

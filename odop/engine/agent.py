@@ -259,21 +259,34 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
     cpu = sample.get("system", {}).get("cpu", {})
     procs = sample.get("processes", {})
     sim = [p for p in procs.get("watched", []) if p.get("role") == "sim"]
-    # a rank is bound when its own mask is narrower than the node (one rank per core
-    # binds every core, though together they cover the node)
-    bound = sorted({c for p in sim for c in p.get("affinity", [])
-                    if len(p.get("affinity", [])) < len(cores)})
+    use = bound_use(sim, len(cores))
     power = sample.get("power", {})
     return {
         "t": sample.get("t", time.time()),
         "cores": cores,
         "util": cpu.get("util", []),
-        "sim_bound": bound,
+        "sim_bound": sorted(use),
+        "sim_use": [round(use[c], 4) for c in sorted(use)],
         "sim_cpu": sum(p.get("cpu", 0.0) for p in sim),
         "sim_n": len(sim),
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
     }
+
+
+def bound_use(sim: list[dict[str, Any]], n_cores: int) -> dict[int, float]:
+    """Bound core -> cores' worth of CPU its ranks used there over the last sample (a rank
+    bound to k cores counts 1/k of its use on each). A rank is bound when its own mask is
+    narrower than the node: one rank per core binds every core, though together they
+    cover the node."""
+    use: dict[int, float] = {}
+    for p in sim:
+        mask = p.get("affinity", [])
+        if 0 < len(mask) < n_cores:
+            share = float(p.get("cpu", 0.0)) / len(mask)
+            for c in mask:
+                use[c] = use.get(c, 0.0) + share
+    return use
 
 
 def _follow_fd(poller: zmq.Poller, old: int | None, new: int | None) -> int | None:

@@ -43,6 +43,15 @@ class Node:
     """Cores the ranks are bound to, as sampled; ``sim_bound`` is this minus ``lent``."""
     lent: frozenset[int] = frozenset()
     """Bound cores whose ranks are in an idle phase now (odop.phase)."""
+    share_below: float = 0.0
+    """A bound core whose ranks used less than this (cores, 0..1) over the last sample is
+    shared: tasks run on it at idle priority, below the waiting rank (0: never)."""
+    shared: frozenset[int] = frozenset()
+    """Bound cores shared now: their ranks mostly waited over the last two samples (one
+    sample could be a pause, or a rank's first, partial interval)."""
+    _waited: frozenset[int] = field(default=frozenset(), init=False, repr=False,
+                                    compare=False)
+    """Bound cores whose ranks mostly waited over the previous sample."""
     listener: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
     """Called with the node's name whenever its free cores may have changed."""
     _free: list[int] | None = field(default=None, init=False, repr=False, compare=False)
@@ -58,12 +67,19 @@ class Node:
     """The ``util`` list that ``_util`` (its array) was made from."""
     _rank_of: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def update(self, view: dict[str, Any], sim_alive: bool) -> None:
+    def update(self, view: dict[str, Any], sim_alive: bool) -> frozenset[int]:
+        """Take in an agent's view; returns the shared cores whose ranks got busy again."""
         self._util = np.asarray(view.get("util", []), dtype=float)
         self.util = self._util_of = self._util.tolist()
-        self.reported_bound = frozenset(int(c) for c in view.get("sim_bound", []))
-        bound = self.reported_bound - self.lent
-        same = self.sampled and bool(bound) and bound == self.sim_bound
+        reported = [int(c) for c in view.get("sim_bound", [])]
+        self.reported_bound = frozenset(reported)
+        use = [float(u) for u in view.get("sim_use") or []]
+        waiting = frozenset(c for c, u in zip(reported, use, strict=False)
+                            if u < self.share_below)
+        shared = waiting & self._waited
+        busy_again, self.shared, self._waited = self.shared - shared, shared, waiting
+        bound = self.reported_bound - self.lent - self.shared
+        same = self.sampled and bool(self.reported_bound) and bound == self.sim_bound
         self.sim_bound = bound
         self.sim_n = int(view.get("sim_n", 0))
         self.sim_cpu = float(view.get("sim_cpu", 0.0))
@@ -75,19 +91,20 @@ class Node:
         self.sampled = not (view.get("sim_expected") and not self.sim_n and sim_alive)
         if not same:  # bound ranks on the same cores: free cores do not depend on the rest
             self._changed()
+        return busy_again
 
     def lend(self, cores: frozenset[int]) -> None:
         """Set the bound cores lent by ranks in an idle phase."""
         if cores != self.lent:
             self.lent = cores
-            self.sim_bound = self.reported_bound - cores
+            self.sim_bound = self.reported_bound - cores - self.shared
             self._changed()
 
     def sim_cores(self, threshold: float) -> set[int]:
         """Cores the simulation holds: those its ranks are bound to, or, for unbound ranks,
         the busiest cores above ``threshold`` (0..1) that no task of ours was granted, as
-        many as the simulation's CPU use accounts for."""
-        if self.sim_bound:
+        many as the simulation's CPU use accounts for. Lent and shared cores are not held."""
+        if self.reported_bound:
             return set(self.sim_bound)
         if not self.sim_n:
             return set()
@@ -142,7 +159,7 @@ class Node:
             del self.granted[c]
         free = self._free
         running = self._free_for[0]
-        if free is not None and (self.sim_bound or not running):
+        if free is not None and (self.reported_bound or not running):
             rank = self._rank if self._rank_of is self.cores else self._ranks()
             back = [c for c in back if c in rank and (not running or c not in self.sim_bound)]
             self._free = sorted(free + back, key=rank.__getitem__) if back else free

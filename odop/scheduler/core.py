@@ -73,9 +73,11 @@ class Decider:
     """Queue, nodes and grants, and the cycle that matches them."""
 
     def __init__(self, selection: Selection, placement: Placement, *,
-                 busy_threshold: float = 0.5) -> None:
+                 busy_threshold: float = 0.5, share_bound: bool = True) -> None:
         self.selection, self.placement = selection, placement
         self._threshold, self._sim_running = busy_threshold, True
+        self.share_bound = share_bound
+        """Offer bound cores whose ranks mostly wait (used < the threshold) to tasks."""
         self._index = FreeIndex()
         self._stale = True
         """Rebuild the index on the next cycle (node set, threshold or sim state changed)."""
@@ -107,6 +109,11 @@ class Decider:
     def busy_threshold(self, value: float) -> None:
         self._threshold = value
         self._stale = True
+        for node in self.nodes.values():
+            node.share_below = self._share_below()
+
+    def _share_below(self) -> float:
+        return self._threshold if self.share_bound else 0.0
 
     def _restale(self) -> None:
         self._stale = True
@@ -140,6 +147,7 @@ class Decider:
     def add_node(self, node: Node) -> None:
         """A node (new, or back after a restart) re-takes the grants recorded for it."""
         node.listener = self._dirty.add
+        node.share_below = self._share_below()
         self.nodes[node.name] = node
         for execution, (_, where, cores) in self.active.items():
             if where == node.name:

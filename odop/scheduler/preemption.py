@@ -80,7 +80,7 @@ class Preemption:
     def shortfall(self, node: Node, sim_running: bool) -> None:
         """An unbound simulation needs more cores than are left to it: take the newest
         grants back."""
-        if not sim_running or node.sim_bound or not node.sim_n:
+        if not sim_running or node.reported_bound or not node.sim_n:
             return
         need = min(len(node.cores), math.ceil(node.sim_cpu - 0.25))
         missing = need - (len(node.cores) - len(node.granted))

@@ -41,7 +41,10 @@ class AgentReports(ServiceParts):
     def _on_sample(self, ident: bytes, msg: Any) -> None:
         view = msg["sample"]
         node = self._node(ident, msg["node"], view.get("cores") or [])
-        node.update(self._predict(node.name, view), msg["sim_alive"])
+        busy_again = node.update(self._predict(node.name, view), msg["sim_alive"])
+        if busy_again and self.decider.sim_running:
+            self.preemption.take_back(node, busy_again, "the ranks on cores "
+                                      f"{sorted(busy_again)} stopped waiting")
         self.preemption.shortfall(node, self.decider.sim_running)
         self._power_cap(node)
         running = set(msg["running"])

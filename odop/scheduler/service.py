@@ -53,7 +53,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.store = RunStore(paths.db)
         self.profiles = ProfileStore(config.home_path / "profiles.db")
         self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
-                               busy_threshold=config.busy_threshold_pct / 100)
+                               busy_threshold=config.busy_threshold_pct / 100,
+                               share_bound=config.share_bound_cores)
         self.endpoint = endpoint or paths.scheduler_endpoint
         self.sock = transport.router(self.endpoint, run_root=paths.root)
         self.poller = zmq.Poller()

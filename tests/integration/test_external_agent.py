@@ -29,8 +29,9 @@ def test_hand_started_agent_follows_registered_ranks(tmp_path: Path, odop_home: 
     (tmp_path / "where.py").write_text(TASK)
     paths = RunPaths(odop_home / "runs" / "ext").create()
     RunStore(paths.db).close()
-    rank = subprocess.Popen(["sleep", "120"])
-    os.sched_setaffinity(rank.pid, {0})  # a rank bound to core 0
+    # a busy rank bound to core 0 (a waiting one would share its core)
+    rank = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    os.sched_setaffinity(rank.pid, {0})
     (paths.root / "nodes").mkdir()
     (paths.root / "nodes" / "n.json").write_text(json.dumps(
         {"node": "n", "ranks": [{"rank": 0, "pid": rank.pid, "host": "n", "cores": [0]}]}))

@@ -34,7 +34,8 @@ def wait_for(path, timeout=60.0):
 
 if __name__ == "__main__":
     os.sched_setaffinity(0, {0})                 # this rank is bound to core 0
-    run = odop.start(config={"sample_interval_s": 0.2})
+    # lending alone: a sleeping rank's core would otherwise be shared before the phase
+    run = odop.start(config={"sample_interval_s": 0.2, "share_bound_cores": False})
     first = odop.submit("spin", seconds=3.0, marker="m1")
     wait_for("m1")                               # first task holds core 1
     second = odop.submit("spin", seconds=1.0, marker="m2")
