@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.config import load_config
+from odop.engine.spawn import widen_for_startup
 from odop.errors import OdopError
 from odop.paths import RunPaths, resolve_run
 
@@ -35,6 +36,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    widen_for_startup()  # the ranks wait in odop.start(): start up on every core
     from odop.engine.agent import serve
     from odop.engine.spawn import all_cpus, keep_off
     from odop.launch import discover

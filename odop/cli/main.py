@@ -14,12 +14,14 @@ COMMANDS = ("demo", "run", "scheduler", "agent", "obs", "submit", "cancel", "sta
             "profiles", "report", "export", "completion")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of command ``only`` alone (each command module
+    imports what it needs: a daemon need not import the report's plotting stack)."""
     parser = argparse.ArgumentParser(
         prog="odop", description="Run post-processing tasks on idle cores during a simulation.")
     parser.add_argument("--version", action="version", version="odop 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         try:
             module = __import__(f"odop.cli.{name}", fromlist=["add_parser"])
         except ModuleNotFoundError as exc:  # a command still being written
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from odop_obs.cli import main as obs_main
 
         return obs_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
         return int(args.func(args) or 0)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.config import load_config
+from odop.engine.spawn import widen_for_startup
 from odop.paths import RunPaths, runs_folder
 
 
@@ -42,6 +43,7 @@ def prepare_run(run: str, home: Path) -> RunPaths:
 
 
 def run(args: argparse.Namespace) -> int:
+    widen_for_startup()  # the ranks wait in odop.start(): start up on every core
     from odop.engine.spawn import keep_off
     from odop.procs import die_with_parent
     from odop.protocol import transport

@@ -15,9 +15,9 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from odop.errors import OdopError
 from odop.protocol import keys as curve
@@ -25,7 +25,8 @@ from odop.protocol.codec import MAX_MESSAGE_BYTES
 
 ENDPOINT_FILE = "scheduler.endpoint"
 _run: Path | None = None
-_auth: ThreadAuthenticator | None = None
+_auth: Any = None
+"""The process's ZAP authenticator thread (zmq.auth.thread), made on the first CURVE server."""
 _auth_lock = threading.Lock()
 _announced: dict[Path, str] = {}
 
@@ -55,6 +56,10 @@ def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
     return sock
 
 
+RECONNECT_MS = 20
+"""Interval between a dealer's connection attempts while its peer is not there (ms)."""
+
+
 def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0,
            run_root: Path | None = None) -> zmq.Socket:
     """An agent's or a client's socket to the scheduler (a CURVE client over tcp://)."""
@@ -64,6 +69,8 @@ def dealer(endpoint: str, *, identity: bytes | None = None, linger_ms: int = 0,
     sock.setsockopt(zmq.LINGER, linger_ms)
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    # a scheduler starting up (or restarting) is found within 20 ms, not ZeroMQ's 100
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
     if is_tcp(endpoint):
         keys = _keys(run_root or _run, endpoint)
         public, secret = curve.client_pair(keys)
@@ -89,6 +96,8 @@ def _curve_server(sock: zmq.Socket, keys: curve.RunKeys) -> None:
     domain = str(keys.folder)
     with _auth_lock:
         if _auth is None:
+            from zmq.auth.thread import ThreadAuthenticator  # asyncio: only when needed
+
             _auth = ThreadAuthenticator(zmq.Context.instance())
             _auth.start()
         _auth.configure_curve(domain=domain, location=str(keys.authorized))

@@ -1,12 +1,13 @@
-"""A small HTTP GET on urllib (standard library only) with clear errors."""
+"""A small HTTP GET on urllib (standard library only) with clear errors.
+
+urllib.request and email are imported on first use: the scheduler imports every signal
+provider, and most runs fetch nothing.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 
 from odop.energy.errors import FetchError
@@ -22,6 +23,8 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
@@ -40,6 +43,9 @@ def build_url(base: str, path: str, params: Mapping[str, object] | None = None) 
 def http_get(provider: str, url: str, headers: Mapping[str, str] | None = None,
              timeout_s: float = 10.0) -> bytes:
     """The body of a GET; raises FetchError with the status and Retry-After on failure."""
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
