@@ -120,6 +120,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 self.holds.apply(now, self.decider.has_free_core())
                 self._act(self.decider.cycle(now))
             if time.monotonic() >= next_check:
+            if self.waiters and self._finished():  # answer odop.stop() at once
+                self._drained()
                 next_check = time.monotonic() + 0.5
                 self._housekeeping()
         self.triggers.close()
@@ -254,12 +256,16 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self._record_predictions()
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
-        if not (self.decider.sim_running or self.decider.pending or self.decider.active
-                or self.preemption.paused or self.holds.waiting()):
+        if self._finished():
             self._drained()
 
     def _drained(self) -> None:
         self._record_predictions()
+    def _finished(self) -> bool:
+        """The simulation has ended and nothing is queued, running, paused or held."""
+        return not (self.decider.sim_running or self.decider.pending or self.decider.active
+                    or self.preemption.paused or self.holds.waiting())
+
         counts = self.store.counts()
         for ident, ref in self.waiters:
             self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
