@@ -21,6 +21,7 @@ import zmq
 
 from odop.config import Config, run_config
 from odop.errors import ProtocolError
+from odop.memory import trim_heap
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
@@ -119,11 +120,12 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 now = time.time()
                 self.holds.apply(now, self.decider.has_free_core())
                 self._act(self.decider.cycle(now))
-            if time.monotonic() >= next_check:
             if self.waiters and self._finished():  # answer odop.stop() at once
                 self._drained()
+            if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 self._housekeeping()
+                trim_heap()  # at most once a minute
         self.triggers.close()
         self.energy.stop()
         self.sock.close()
@@ -259,13 +261,13 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         if self._finished():
             self._drained()
 
-    def _drained(self) -> None:
-        self._record_predictions()
     def _finished(self) -> bool:
         """The simulation has ended and nothing is queued, running, paused or held."""
         return not (self.decider.sim_running or self.decider.pending or self.decider.active
                     or self.preemption.paused or self.holds.waiting())
 
+    def _drained(self) -> None:
+        self._record_predictions()
         counts = self.store.counts()
         for ident, ref in self.waiters:
             self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
