@@ -148,3 +148,18 @@ def test_every_exit_is_reported_when_starts_and_exits_interleave(engine: Engine,
         seen |= {e.execution for e in engine.reap()}
         time.sleep(0.01)
     assert seen == {f"b{i}" for i in range(30)} and not engine.tasks
+
+
+def test_a_request_larger_than_the_read_buffer_still_starts(engine: Engine,
+                                                           tmp_path: Path) -> None:
+    from odop.engine.forkserver import READ_BUFFER_BYTES
+
+    (tmp_path / "big.py").write_text("def size(out, blob):\n"
+                                     "    open(out, 'w').write(str(len(blob)))\n")
+    blob = "x" * (3 * READ_BUFFER_BYTES)
+    for i in range(2):  # the grown buffer serves the next request too
+        out = tmp_path / f"big{i}.txt"
+        args = {"out": str(out), "blob": blob}
+        result = run_one(engine, f"b{i}", f"{tmp_path}/big.py:size", args)
+        assert result.exit_code == 0, (tmp_path / f"run/tasks/b{i}/stderr").read_text()
+        assert out.read_text() == str(len(blob))

@@ -47,6 +47,10 @@ from odop.tasks.target import load_callable, split_target
 POOL_LIBRARIES = (b"openblas", b"libgomp", b"libiomp", b"libomp", b"mkl_", b"libtbb")
 """Shared-library name parts of thread pools that size themselves from the environment."""
 PROBE_LIGHT, PROBE_HEAVY = 0, 1
+READ_BUFFER_BYTES = 1 << 16
+"""Initial size of the request unpacker's buffer (bytes; it grows for a larger request).
+msgpack's default, 1 MiB, is touched a page further by each start until it has wrapped
+once: about 1 MiB more resident memory over the first few thousand starts."""
 
 
 def heavy_now() -> bool:
@@ -63,7 +67,7 @@ class Server:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.unpacker = msgpack.Unpacker()
+        self.unpacker = msgpack.Unpacker(read_size=READ_BUFFER_BYTES)
         self.children: dict[int, str] = {}  # pid -> execution
         self.probes: dict[int, tuple[str, str]] = {}  # pid -> (module key, target)
         self.known: dict[str, str] = {}  # module key -> "probing" | "warm" | "cold"
