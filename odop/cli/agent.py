@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.config import load_config
-from odop.engine.spawn import widen_for_startup
+from odop.engine.spawn import keep_off
 from odop.errors import OdopError
 from odop.paths import RunPaths, resolve_run
 
@@ -36,9 +36,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    widen_for_startup()  # the ranks wait in odop.start(): start up on every core
+    sim_pids = [int(p) for p in args.sim_pids.split(",") if p]
+    keep_off(sim_pids)  # off the ranks' cores before the imports, when any core is spare
     from odop.engine.agent import serve
-    from odop.engine.spawn import all_cpus, keep_off
+    from odop.engine.spawn import all_cpus
     from odop.launch import discover
     from odop.launch.embedded import node_name
     from odop.procs import die_with_parent
@@ -46,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
-    sim_pids = [int(p) for p in args.sim_pids.split(",") if p]
-    keep_off(sim_pids)  # not on the cores the node's ranks are bound to
     config = load_config(args.config)
     paths = _wait_run(args.run, config.home_path, args.wait)
     transport.use_run(paths.root)

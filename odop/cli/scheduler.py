@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.config import load_config
-from odop.engine.spawn import widen_for_startup
+from odop.engine.spawn import keep_off
 from odop.paths import RunPaths, runs_folder
 
 
@@ -43,15 +43,14 @@ def prepare_run(run: str, home: Path) -> RunPaths:
 
 
 def run(args: argparse.Namespace) -> int:
-    widen_for_startup()  # the ranks wait in odop.start(): start up on every core
-    from odop.engine.spawn import keep_off
+    # off the rank's core before the imports: they must not slow a rank that computes
+    keep_off([args.parent_pid] if args.parent_pid else [])
     from odop.procs import die_with_parent
     from odop.protocol import transport
     from odop.scheduler.service import serve
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
-    keep_off([args.parent_pid] if args.parent_pid else [])  # not on the rank's core
     config = load_config(args.config)
     paths = prepare_run(args.run, config.home_path)
     transport.use_run(paths.root)

@@ -26,7 +26,7 @@ from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
-from odop.launch.discover import read_ranks
+from odop.launch.discover import mark_agent_ready, read_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
@@ -65,6 +65,7 @@ class Agent:
         self.task_pids: dict[str, int] = {}
         self.invalid = 0
         self.running = True
+        self._ready = False
         self.exit_reason = ""
 
     def _watch(self, pid: int) -> None:
@@ -103,6 +104,9 @@ class Agent:
             if time.monotonic() >= next_tick:
                 next_tick += self.interval_s
                 self._tick()
+            if not self._ready and self.engine.warmed_up():
+                self._ready = True  # sampled once (just above) and can fork tasks
+                mark_agent_ready(self.paths, self.node, os.getpid())
         self._report(self.engine.stop_all(self.exit_reason))
         self.observer.close()
         self.sock.close()

@@ -66,6 +66,10 @@ class Engine:
         call reap); None while there is no fork server."""
         return self.server.fileno() if self.server is not None else None
 
+    def warmed_up(self) -> bool:
+        """True once start-up work is over: the fork server is ready, gone, or not used."""
+        return self.server is None or self.server.dead or self.server.ready_now()
+
     def _start_server(self) -> None:
         now = time.monotonic()
         self._restarts = [t for t in self._restarts if now - t < 60.0] + [now]

@@ -56,7 +56,7 @@ class ForkClient:
 
     def start(self, order: Mapping[str, Any]) -> int:
         """Fork one task; returns its pid, or raises ForkServerError (nothing started)."""
-        if self.dead or not (self.ready or self._ready_now()):
+        if self.dead or not self.ready_now():
             raise ForkServerError("the fork server is not ready")
         try:
             self.sock.sendall(msgpack.packb({"op": "start", **order}))
@@ -104,8 +104,10 @@ class ForkClient:
         self.kill()
         self.sock.close()
 
-    def _ready_now(self) -> bool:
-        self.poll()
+    def ready_now(self) -> bool:
+        """True once the server said it is ready (reads what it sent, without waiting)."""
+        if not self.ready:
+            self.poll()
         return self.ready
 
     def _keep(self, msg: dict[str, Any]) -> None:

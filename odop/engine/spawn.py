@@ -8,7 +8,6 @@ the worker shim itself before any user code runs (see odop.engine.worker).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -73,13 +72,6 @@ def all_cpus() -> set[int]:
     eligible = set(proc.cpu_affinity() or [])
     proc.cpu_affinity(current)
     return eligible
-
-
-def widen_for_startup() -> None:
-    """Let a daemon that inherited its rank's core start up on every core (the ranks wait
-    for it in ``odop.start()``); :func:`keep_off` narrows it again once it is up."""
-    with contextlib.suppress(OSError):
-        os.sched_setaffinity(0, all_cpus())
 
 
 def keep_off(pids: Sequence[int]) -> None:

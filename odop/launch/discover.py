@@ -32,7 +32,7 @@ def scheduler_endpoint(paths: RunPaths, *, wait_s: float = 0.0) -> str:
         found = transport.announced(paths.root)
         if found or time.monotonic() >= end:
             return found or paths.scheduler_endpoint
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 def live_scheduler(paths: RunPaths, node: str) -> dict[str, Any] | None:
@@ -73,6 +73,32 @@ def live_agent(paths: RunPaths, node: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None
+
+
+def ready_file(paths: RunPaths, node: str) -> Path:
+    return paths.root / "agents" / f"{node}.ready"
+
+
+def mark_agent_ready(paths: RunPaths, node: str, pid: int) -> None:
+    """Record that agent ``pid`` of ``node`` is done starting up (it has sampled once and
+    its fork server is up): ranks with no idle core wait for this in odop.start()."""
+    ready_file(paths, node).parent.mkdir(mode=0o700, exist_ok=True)
+    _write_atomic(ready_file(paths, node), f"{pid}\n")
+
+
+def wait_agent_ready(paths: RunPaths, node: str, wait_s: float, poll_s: float = 0.02) -> bool:
+    """Wait up to ``wait_s`` seconds, sleeping, for this node's live agent to be ready."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            pid = int(ready_file(paths, node).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        if pid is not None and pid == live_agent(paths, node):
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(poll_s)
 
 
 def write_ranks(paths: RunPaths, node: str, ranks: list[dict[str, Any]]) -> Path:

@@ -33,7 +33,8 @@ from odop.tasks import registry
 
 log = logging.getLogger("odop")
 READY_WAIT_S = 15.0
-"""Longest wait in odop.start() for the scheduler to take the declarations (seconds)."""
+"""Longest wait in odop.start() for the scheduler to take the declarations (seconds), on
+a node whose ranks leave no core idle; elsewhere odop starts up beside the first steps."""
 FLUSH_S = 5.0
 """Longest wait at stop for the scheduler to acknowledge this rank's submissions (s)."""
 
@@ -86,12 +87,21 @@ def start(run_name: str | None = None, task_folder: str | None = None,
         scheduler.on_respawn = rt.client.resend_all
     local, ranks = startup.node_ranks(comm, where.rank)
     if local is None or local.Get_rank() == 0:
-        agent = startup.start_agent(paths, where.node, ranks, cfg.sample_interval_s)
+        agent = startup.start_agent(paths, where.node, ranks, cfg.sample_interval_s, endpoint)
         rt.keepers += [agent] if agent is not None else []
     rt.tasks = _declare(rt, task_folder)
-    rt.client.flush(READY_WAIT_S)  # odop's start-up happens here, not in the first steps
+    if not startup.node_has_spare_core(local, ranks):
+        _wait_ready(rt)  # no idle core: odop starts up here, not in the first steps
     _runtime = rt
     return paths
+
+
+def _wait_ready(rt: Runtime) -> None:
+    """Wait, bounded by READY_WAIT_S, for the scheduler to take this rank's declarations
+    and for the node's agent to finish starting up."""
+    end = time.monotonic() + READY_WAIT_S
+    rt.client.flush(READY_WAIT_S)
+    discover.wait_agent_ready(rt.paths, rt.node, max(0.0, end - time.monotonic()))
 
 
 def _start_scheduler(comm: Comm | None, where: startup.Layout, cfg: Config,

@@ -110,12 +110,32 @@ def node_ranks(comm: Comm | None, rank: int) -> tuple[Comm | None, list[dict[str
     return local, list(ranks or [])
 
 
+def spare_cores(ranks: list[dict[str, Any]], cpus: set[int]) -> int:
+    """How many of the node's ``cpus`` its ``ranks`` leave idle: those no bound rank is
+    bound to, less one for each unbound rank (its mask covers the node)."""
+    masks = [set(r["cores"]) for r in ranks]
+    bound = [m for m in masks if m < cpus]
+    free = cpus.difference(*bound)
+    return max(0, len(free) - (len(masks) - len(bound)))
+
+
+def node_has_spare_core(local: Comm | None, ranks: list[dict[str, Any]]) -> bool:
+    """True on every rank of a node whose ranks leave a core idle (its leader decides)."""
+    from odop.engine.spawn import all_cpus
+
+    spare = spare_cores(ranks, all_cpus()) > 0 if local is None or local.Get_rank() == 0 \
+        else False
+    return bool(local.bcast(spare, root=0)) if local is not None else spare
+
+
 def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
-                interval_s: float) -> Keeper | None:
-    """Start this node's agent for ``ranks`` unless one already serves the node."""
+                interval_s: float, endpoint: str) -> Keeper | None:
+    """Start this node's agent for ``ranks``, connecting to the scheduler at ``endpoint``,
+    unless one already serves the node."""
     discover.write_ranks(paths, node, ranks)
     if discover.live_agent(paths, node) is not None:
         return None  # started by hand (mpiexec -ppn 1 odop agent) or by odop run
     pids = ",".join(str(r["pid"]) for r in ranks)
-    args = ["--node", node, "--sim-pids", pids, "--interval", str(interval_s)]
+    args = ["--node", node, "--sim-pids", pids, "--interval", str(interval_s),
+            "--connect", endpoint]
     return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node))
