@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from odop.engine.engine import Engine, Exit
-from odop.engine.forkserver import heavy_now
+from odop.engine.forkserver import PROBE_HEAVY, probe_code
 
 LIGHT = '''
 import json, os
@@ -34,7 +34,15 @@ IMPORTED_BY = os.getpid()
 def where(out):
     threads = numpy.ones((200, 200)) @ numpy.ones((200, 200))
     open(out, "w").write(json.dumps({"imported_by": IMPORTED_BY, "me": os.getpid(),
+                                     "parent": os.getppid(),
                                      "omp": os.environ["OMP_NUM_THREADS"]}))
+'''
+THREADED = '''
+import json, os, threading
+IMPORTED_BY = os.getpid()
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+def where(out):
+    open(out, "w").write(json.dumps({"imported_by": IMPORTED_BY, "me": os.getpid()}))
 '''
 
 
@@ -42,6 +50,7 @@ def where(out):
 def engine(tmp_path: Path) -> Iterator[Engine]:
     (tmp_path / "light.py").write_text(LIGHT)
     (tmp_path / "heavy.py").write_text(HEAVY)
+    (tmp_path / "threaded.py").write_text(THREADED)
     eng = Engine(tmp_path / "run", grace_s=0.5, cwd=str(tmp_path), cgroups=None)
     assert eng.server is not None and eng.server.wait_ready()
     yield eng
@@ -49,8 +58,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     eng.close()
 
 
-def run_one(engine: Engine, execution: str, target: str, args: dict, timeout: float = 30) -> Exit:
-    engine.start(execution, {"kind": "python", "target": target}, args, [0])
+def run_one(engine: Engine, execution: str, target: str, args: dict, timeout: float = 30,
+            cores: list[int] | None = None) -> Exit:
+    engine.start(execution, {"kind": "python", "target": target}, args, cores or [0])
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         exits = engine.reap()
@@ -80,18 +90,41 @@ def test_light_modules_are_imported_once_in_the_server(engine: Engine, tmp_path:
     assert infos[-1]["imported_by"] == engine.server.pid != infos[-1]["me"]
 
 
-def test_heavy_modules_are_imported_by_each_task(engine: Engine, tmp_path: Path) -> None:
+def test_thread_pool_modules_serve_one_thread_tasks_from_the_server(engine: Engine,
+                                                                     tmp_path: Path) -> None:
     assert engine.server is not None
+    infos = []
     for i in range(3):
         out = tmp_path / f"h{i}.json"
         result = run_one(engine, f"h{i}", f"{tmp_path}/heavy.py:where", {"out": str(out)})
         assert result.exit_code == 0, (tmp_path / f"run/tasks/h{i}/stderr").read_text()
+        infos.append(json.loads(out.read_text()))
+        time.sleep(0.3)  # let the probe finish and the server import the module
+    assert infos[0]["imported_by"] == infos[0]["me"] and infos[0]["omp"] == "1"
+    assert infos[-1]["imported_by"] == engine.server.pid  # numpy, sized to one thread
+    assert len(os.listdir(f"/proc/{engine.server.pid}/task")) == 1
+    assert "openblas" in Path(f"/proc/{engine.server.pid}/maps").read_text()
+    if len(os.sched_getaffinity(0)) >= 2:  # two threads: a fresh interpreter sizes the pool
+        out = tmp_path / "two.json"
+        result = run_one(engine, "h2c", f"{tmp_path}/heavy.py:where", {"out": str(out)},
+                         cores=[0, 1])
+        assert result.exit_code == 0, (tmp_path / "run/tasks/h2c/stderr").read_text()
         info = json.loads(out.read_text())
-        assert info["imported_by"] == info["me"] and info["omp"] == "1"
+        assert info["imported_by"] == info["me"] and info["omp"] == "2"
+        assert info["parent"] != engine.server.pid
+
+
+def test_modules_that_start_threads_are_imported_by_each_task(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    assert engine.server is not None
+    for i in range(3):
+        out = tmp_path / f"t{i}.json"
+        result = run_one(engine, f"t{i}", f"{tmp_path}/threaded.py:where", {"out": str(out)})
+        assert result.exit_code == 0, (tmp_path / f"run/tasks/t{i}/stderr").read_text()
+        info = json.loads(out.read_text())
+        assert info["imported_by"] == info["me"]
         time.sleep(0.3)
     assert len(os.listdir(f"/proc/{engine.server.pid}/task")) == 1
-    maps = Path(f"/proc/{engine.server.pid}/maps").read_text()
-    assert "openblas" not in maps
 
 
 def test_server_death_loses_its_tasks_and_restarts(engine: Engine, tmp_path: Path) -> None:
@@ -117,14 +150,14 @@ def test_server_death_loses_its_tasks_and_restarts(engine: Engine, tmp_path: Pat
     assert not os.path.exists(f"/proc/{proc.pid}") or _zombie(proc.pid)
 
 
-def test_this_test_process_is_heavy_once_it_has_threads() -> None:
+def test_a_process_with_threads_probes_heavy() -> None:
     import threading
 
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert heavy_now()
+        assert probe_code() == PROBE_HEAVY
     finally:
         stop.set()
         thread.join()

@@ -20,10 +20,13 @@ or exits early only ends itself. The server dies with the engine (parent-death s
 and its children die with it.
 
 Task modules are pre-imported in the server only when a probe child has shown that
-importing them starts no thread and maps no thread-pool library (OpenBLAS, OpenMP, MKL,
-TBB): those read their thread counts from the environment at load, which in the server is
-not the task's grant, and a multi-threaded process must not fork. Such "heavy" modules
-(numpy, for one) are imported by each child instead, after its thread variables are set.
+importing them starts no thread: a multi-threaded process must not fork. Thread-pool
+libraries (OpenBLAS, OpenMP, MKL, TBB) size their pools from the environment when they
+load, so the server runs with every thread variable at 1: a module that maps one (numpy,
+for one) but starts no thread is pre-imported too, and serves every task that runs one
+thread (most: a one-core grant). Once such a library is loaded, a task granted more
+threads is refused (the engine then starts it in a fresh interpreter, where its pools get
+its grant); a module that starts threads even so is imported by each child instead.
 """
 
 from __future__ import annotations
@@ -40,26 +43,37 @@ from typing import Any
 
 import msgpack
 
+from odop.engine.spawn import thread_env
 from odop.engine.worker import EXIT_SETUP, call, prepare
 from odop.procs import die_with_parent
 from odop.tasks.target import load_callable, split_target
 
 POOL_LIBRARIES = (b"openblas", b"libgomp", b"libiomp", b"libomp", b"mkl_", b"libtbb")
 """Shared-library name parts of thread pools that size themselves from the environment."""
-PROBE_LIGHT, PROBE_HEAVY = 0, 1
+PROBE_LIGHT, PROBE_HEAVY, PROBE_POOLS = 0, 1, 3
+"""Probe exit codes: imports cleanly; starts threads; maps a thread pool but starts none."""
 READ_BUFFER_BYTES = 1 << 16
 """Initial size of the request unpacker's buffer (bytes; it grows for a larger request).
 msgpack's default, 1 MiB, is touched a page further by each start until it has wrapped
 once: about 1 MiB more resident memory over the first few thousand starts."""
 
 
-def heavy_now() -> bool:
-    """True if this process has more than one thread or has mapped a thread-pool library."""
-    if len(os.listdir("/proc/self/task")) > 1:
-        return True
+def threads_now() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def pools_mapped() -> bool:
+    """True if this process has mapped a thread-pool library."""
     with open("/proc/self/maps", "rb") as fh:
         maps = fh.read()
     return any(name in maps for name in POOL_LIBRARIES)
+
+
+def probe_code() -> int:
+    """What importing the module did to this process (a PROBE_* code)."""
+    if threads_now() > 1:
+        return PROBE_HEAVY
+    return PROBE_POOLS if pools_mapped() else PROBE_LIGHT
 
 
 class Server:
@@ -71,6 +85,8 @@ class Server:
         self.children: dict[int, str] = {}  # pid -> execution
         self.probes: dict[int, tuple[str, str]] = {}  # pid -> (module key, target)
         self.known: dict[str, str] = {}  # module key -> "probing" | "warm" | "cold"
+        self.one_thread = False
+        """A thread-pool library is loaded here, sized to one thread."""
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def serve(self) -> None:
@@ -105,6 +121,11 @@ class Server:
 
     def start(self, msg: dict[str, Any]) -> None:
         execution = str(msg.get("execution", ""))
+        if self.one_thread and _threads_wanted(msg) > 1:
+            self.send({"op": "error", "execution": execution,
+                       "error": "it wants more than one thread: a fresh interpreter sizes "
+                                "its thread pools to its grant"})
+            return
         try:
             self.warm_up(str(msg["target"]))
             sys.stdout.flush()
@@ -144,7 +165,7 @@ class Server:
             os.nice(19)  # and only on a core nobody else wants: it must not slow the ranks
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             load_callable(target)
-            code = PROBE_HEAVY if heavy_now() else PROBE_LIGHT
+            code = probe_code()
         finally:
             os._exit(code)
 
@@ -199,14 +220,15 @@ class Server:
 
     def _probed(self, pid: int, status: int) -> None:
         key, target = self.probes.pop(pid)
-        light = os.waitstatus_to_exitcode(status) == PROBE_LIGHT
+        code = os.waitstatus_to_exitcode(status)
         self.known[key] = "cold"
-        if light:
+        if code in (PROBE_LIGHT, PROBE_POOLS):
             try:
                 load_callable(target)
             except BaseException:  # noqa: S110 (the children will import it and say why)
                 return
             self.known[key] = "warm"
+            self.one_thread = self.one_thread or pools_mapped()
 
 
 def _setup_child(msg: Mapping[str, Any]) -> None:
@@ -223,6 +245,14 @@ def _setup_child(msg: Mapping[str, Any]) -> None:
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
     sys.argv = [str(msg["target"])]
+
+
+def _threads_wanted(msg: Mapping[str, Any]) -> int:
+    """The thread count the engine gave a task (its OMP_NUM_THREADS; 1 if unset or bad)."""
+    try:
+        return int((msg.get("env") or {}).get("OMP_NUM_THREADS", 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _wait_ready(fd: int, timeout_s: float = 5.0) -> None:
@@ -244,6 +274,7 @@ def _drain(fd: int) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: ``python -m odop.engine.forkserver <socket fd> <engine pid>``."""
     die_with_parent(int(argv[1]), signal.SIGKILL)
+    os.environ.update(thread_env(1))  # thread pools loaded here start none
     sock = socket.socket(fileno=int(argv[0]))
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         Server(sock).serve()
