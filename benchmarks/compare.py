@@ -190,7 +190,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 3, quick 1)")
     ap.add_argument("--quick", action="store_true", help="1 round of shorter simulations")
-    ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="time steps per simulation (default 400, quick 60)")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # scenarios, comma list
     ap.add_argument("--ways", default=None, help=argparse.SUPPRESS)  # ways, comma list
     ap.add_argument("--keep", action="store_true", help="keep the ODOP_HOME with the run DBs")
@@ -202,7 +203,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     rounds = args.rounds or (1 if args.quick else 3)
-    steps = args.steps or (60 if args.quick else 100)
+    steps = args.steps or (60 if args.quick else 400)
     if args.run_timeout:
         compare_runs.RUN_TIMEOUT_S = args.run_timeout
     info = machine()

@@ -31,6 +31,8 @@ from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
 
+FIRST_GAP_S = 0.25
+"""Seconds between an agent's first sample and its second (then ``interval_s``)."""
 log = logging.getLogger("odop.agent")
 RESEND_S = 1.0
 
@@ -66,6 +68,7 @@ class Agent:
         self.invalid = 0
         self.running = True
         self._ready = False
+        self.ticks = 0
         self.exit_reason = ""
 
     def _watch(self, pid: int) -> None:
@@ -102,7 +105,9 @@ class Agent:
             self._report(self.engine.reap())
             self.engine.enforce()
             if time.monotonic() >= next_tick:
-                next_tick += self.interval_s
+                # the first sample sees the ranks over a moment only: the second follows
+                # soon, so that what they use is known (and their waiting cores shared) early
+                next_tick += self.interval_s if self.ticks else min(self.interval_s, FIRST_GAP_S)
                 self._tick()
             if not self._ready and self.engine.warmed_up():
                 self._ready = True  # sampled once (just above) and can fork tasks
@@ -117,6 +122,7 @@ class Agent:
         self.exit_reason = self.exit_reason or reason
 
     def _tick(self) -> None:
+        self.ticks += 1
         self._discover_ranks()
         sample = self.observer.tick()
         self.meter.add(sample)
