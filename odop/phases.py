@@ -5,13 +5,19 @@ utilisation alone hides idle phases. ``with odop.phase("io"):`` around a wait co
 non-blocking message at entry and one at exit; while a rank is inside an idle phase
 (names in the ``idle_phases`` config key), the cores it is bound to may run tasks, which
 are paused, moved or requeued the moment the phase ends.
+
+A phase too short to lend cores (it usually lasts less than ``phase_min_lend_s``, learned
+on the rank as the scheduler learns it) sends at most one enter/leave pair per second: a
+loop that waits 20 ms per step costs the rank and the scheduler no message per step.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from odop.protocol import MsgType
@@ -23,10 +29,52 @@ def _runtime() -> Any:
     return getattr(embedded, "_runtime", None)
 
 
+@dataclass
+class PhaseGate:
+    """Which of one rank's phase marks are sent: every mark of a phase that may last long
+    enough to lend cores, at most one enter/leave pair per ``every_s`` of the others."""
+
+    min_lend_s: float
+    every_s: float = 1.0
+    typical_s: dict[str, float] = field(default_factory=dict)
+    """Phase -> how long it lasts (smoothed over its instances, seconds)."""
+    began: dict[str, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    quiet: set[str] = field(default_factory=set)
+    """Phases whose current instance is not being sent."""
+
+    def enter(self, phase: str, now: float) -> bool:
+        """A phase begins; True when its mark is to be sent."""
+        self.began[phase] = now
+        short = self.typical_s.get(phase, self.min_lend_s) < self.min_lend_s
+        if short and now - self.sent_at.get(phase, -self.every_s) < self.every_s:
+            self.quiet.add(phase)
+            return False
+        self.quiet.discard(phase)
+        self.sent_at[phase] = now
+        return True
+
+    def leave(self, phase: str, now: float) -> bool:
+        """A phase ends; True when its mark is to be sent (its entry was)."""
+        began = self.began.pop(phase, None)
+        if began is not None:
+            last = self.typical_s.get(phase)
+            lasted = now - began
+            self.typical_s[phase] = lasted if last is None else 0.5 * last + 0.5 * lasted
+        if phase in self.quiet:
+            self.quiet.discard(phase)
+            return False
+        return True
+
+
 def mark(phase: str, active: bool) -> None:
-    """Tell the scheduler this rank enters (``active``) or leaves ``phase``; never blocks."""
+    """Tell the scheduler this rank enters (``active``) or leaves ``phase`` (unless the
+    rank's :class:`PhaseGate` holds the mark back); never blocks."""
     rt = _runtime()
     if rt is None:
+        return
+    now = time.monotonic()
+    if not (rt.gate.enter(phase, now) if active else rt.gate.leave(phase, now)):
         return
     rt.client.send(MsgType.PHASE, node=rt.node, rank=rt.rank, phase=phase, active=active,
                    cores=sorted(os.sched_getaffinity(0)))

@@ -28,6 +28,7 @@ from odop.launch.failopen import Keeper
 from odop.launch.journal import Journal
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
+from odop.phases import PhaseGate
 from odop.protocol import MsgType, new_id, transport
 from odop.tasks import registry
 
@@ -52,6 +53,8 @@ class Runtime:
     tasks: set[str]
     keepers: list[Keeper] = field(default_factory=list)
     scheduler: Keeper | None = None
+    gate: PhaseGate = field(default_factory=lambda: PhaseGate(Config().phase_min_lend_s))
+    """Which phase marks this rank sends (odop/phases.py)."""
 
 
 _runtime: Runtime | None = None
@@ -81,7 +84,8 @@ def start(run_name: str | None = None, task_folder: str | None = None,
     endpoint = discover.scheduler_endpoint(paths)
     journal = Journal(paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl")
     rt = Runtime(paths, cfg, Client(endpoint, rank=where.rank, journal=journal), comm,
-                 where.rank, where.node, tasks=set(), scheduler=scheduler)
+                 where.rank, where.node, tasks=set(), scheduler=scheduler,
+                 gate=PhaseGate(cfg.phase_min_lend_s))
     if scheduler is not None:
         rt.keepers.append(scheduler)
         scheduler.on_respawn = rt.client.resend_all
