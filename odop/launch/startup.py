@@ -123,8 +123,9 @@ def node_has_spare_core(local: Comm | None, ranks: list[dict[str, Any]]) -> bool
     """True on every rank of a node whose ranks leave a core idle (its leader decides)."""
     from odop.engine.spawn import all_cpus
 
-    spare = spare_cores(ranks, all_cpus()) > 0 if local is None or local.Get_rank() == 0 \
-        else False
+    spare = False
+    if local is None or local.Get_rank() == 0:
+        spare = spare_cores(ranks, all_cpus()) > 0
     return bool(local.bcast(spare, root=0)) if local is not None else spare
 
 
