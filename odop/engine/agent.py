@@ -69,6 +69,7 @@ class Agent:
         self.running = True
         self._ready = False
         self.ticks = 0
+        self._warmed = False
         self.exit_reason = ""
 
     def _watch(self, pid: int) -> None:
@@ -117,12 +118,23 @@ class Agent:
         self.sock.close()
         return self.exit_reason
 
+    def _warm_declared(self) -> None:
+        """Until the run's Python tasks are declared, look for them at each sample, then
+        have the fork server probe their modules: the first tasks fork warm too."""
+        if self._warmed or not self.engine.warmed_up():
+            return
+        targets = self.allow.python_targets()
+        if targets:
+            self.engine.warm(targets)
+            self._warmed = True
+
     def _finish(self, reason: str) -> None:
         self.running = False
         self.exit_reason = self.exit_reason or reason
 
     def _tick(self) -> None:
         self.ticks += 1
+        self._warm_declared()
         self._discover_ranks()
         sample = self.observer.tick()
         self.meter.add(sample)

@@ -39,6 +39,11 @@ class AllowList:
         return (f"refused: {key[0]} task {key[1]!r} with argv {list(key[2])} is not declared "
                 f"in this run (only declared tasks run)")
 
+    def python_targets(self) -> list[str]:
+        """The targets of the declared Python tasks (re-read from the run)."""
+        self._reload()
+        return sorted({target for kind, target, _ in self.allowed if kind == "python"})
+
     def _reload(self) -> None:
         try:
             store = RunStore(self.db, readonly=True)

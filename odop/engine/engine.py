@@ -66,6 +66,13 @@ class Engine:
         call reap); None while there is no fork server."""
         return self.server.fileno() if self.server is not None else None
 
+    def warm(self, targets: list[str]) -> None:
+        """Have the fork server probe these Python targets' modules before their first
+        start (at idle priority), so the first tasks fork warm too."""
+        if self.server is not None and self.server.ready_now():
+            for target in targets:
+                self.server.warm(target)
+
     def warmed_up(self) -> bool:
         """True once start-up work is over: the fork server is ready, gone, or not used."""
         return self.server is None or self.server.dead or self.server.ready_now()

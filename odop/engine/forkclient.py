@@ -79,6 +79,11 @@ class ForkClient:
             raise ForkServerError(f"the fork server refused {execution}: {answer.get('error')}")
         return int(answer["pid"])
 
+    def warm(self, target: str) -> None:
+        """Ask the server to probe ``target``'s module now (no reply; ignored if gone)."""
+        with contextlib.suppress(OSError):
+            self.sock.sendall(msgpack.packb({"op": "warm", "target": target}))
+
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
         """Block until the server has said it is ready (seconds); False on timeout."""
         end = time.monotonic() + timeout_s

@@ -8,6 +8,8 @@ socketpair in msgpack maps:
 
 engine → server  ``{"op": "start", "execution", "target", "args", "cores", "env", "cwd",
                    "stdout", "stderr", "memory_max", "cgroup"}``
+engine → server  ``{"op": "warm", "target"}``: probe (and, if harmless, pre-import) a
+                   declared task's module now, before its first start
 server → engine  ``{"op": "ready", "pid"}`` once, then ``{"op": "started", "execution",
                    "pid"}`` or ``{"op": "error", "execution", "error"}`` per start, and
                    ``{"op": "exit", "execution", "pid", "status", "cpu_s", "max_rss_bytes"}``
@@ -44,7 +46,7 @@ from typing import Any
 import msgpack
 
 from odop.engine.spawn import thread_env
-from odop.engine.worker import EXIT_SETUP, call, prepare
+from odop.engine.worker import EXIT_SETUP, call, lower_priority, prepare
 from odop.procs import die_with_parent
 from odop.tasks.target import load_callable, split_target
 
@@ -112,8 +114,13 @@ class Server:
             return False
         self.unpacker.feed(data)
         for msg in self.unpacker:
-            if isinstance(msg, dict) and msg.get("op") == "start":
+            if not isinstance(msg, dict):
+                continue
+            if msg.get("op") == "start":
                 self.start(msg)
+            elif msg.get("op") == "warm" and isinstance(msg.get("target"), str):
+                with contextlib.suppress(Exception):  # a bad target fails at its start
+                    self.warm_up(msg["target"])
         return True
 
     def send(self, msg: Mapping[str, Any]) -> None:
@@ -162,8 +169,8 @@ class Server:
             for std in (0, 1, 2):
                 os.dup2(fd, std)
             die_with_parent(0, signal.SIGKILL)
-            os.nice(19)  # and only on a core nobody else wants: it must not slow the ranks
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.setsid()  # its own autogroup, niced: idle against every rank's session too
+            lower_priority()  # only on CPU time nobody else wants: it must not slow the ranks
             load_callable(target)
             code = probe_code()
         finally:
