@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from odop.engine.agent import bound_use, node_view
+from odop.engine.agent import bound_use, has_spare_core, node_view
 
 
 def test_ranks_bound_one_per_core_hold_every_core() -> None:
@@ -27,3 +27,11 @@ def test_bound_use_splits_a_rank_over_its_cores() -> None:
     view = node_view({"processes": {"watched": [dict(p, role="sim") for p in sim]}},
                      [0, 1, 2, 3])
     assert view["sim_bound"] == [0, 2, 3] and view["sim_use"] == [0.3, 0.5, 0.5]
+
+
+def test_a_spare_core_is_one_no_rank_holds() -> None:
+    def view(bound: list[int], sim_cpu: float) -> dict:
+        return {"cores": [0, 1], "sim_bound": bound, "sim_cpu": sim_cpu}
+
+    assert has_spare_core(view([0], 1.0)) and not has_spare_core(view([0, 1], 0.1))
+    assert has_spare_core(view([], 1.2)) and not has_spare_core(view([], 1.8))

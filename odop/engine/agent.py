@@ -134,12 +134,13 @@ class Agent:
 
     def _tick(self) -> None:
         self.ticks += 1
-        self._warm_declared()
         self._discover_ranks()
         sample = self.observer.tick()
         self.meter.add(sample)
         alive = self._sim_alive()
         view = node_view(sample, self.cores)
+        if has_spare_core(view):  # warming then costs the ranks nothing
+            self._warm_declared()
         view["sim_expected"] = bool(self.sim_pids or self.sim_root or self._discovered)
         self._send(MsgType.SAMPLE, node=self.node, sample=view,
                    running=sorted(self.engine.tasks), sim_alive=alive)
@@ -294,6 +295,15 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
     }
+
+
+def has_spare_core(view: dict[str, Any]) -> bool:
+    """True when the ranks leave a core idle: one no rank is bound to, or, for unbound
+    ranks, more than half a core's worth of CPU unused."""
+    cores = len(view["cores"])
+    if view["sim_bound"]:
+        return len(view["sim_bound"]) < cores
+    return float(view["sim_cpu"]) < cores - 0.5
 
 
 def bound_use(sim: list[dict[str, Any]], n_cores: int) -> dict[int, float]:

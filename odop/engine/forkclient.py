@@ -29,7 +29,7 @@ class ForkClient:
 
     def __init__(self, env: Mapping[str, str], cwd: str, log: Path) -> None:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.unpacker = msgpack.Unpacker()
+        self.unpacker = msgpack.Unpacker(read_size=1 << 16)  # 64 KiB, as the server (why: there)
         self.exits: list[dict[str, Any]] = []
         self.ready = False
         self.dead = False

@@ -47,6 +47,7 @@ import msgpack
 
 from odop.engine.spawn import thread_env
 from odop.engine.worker import EXIT_SETUP, call, lower_priority, prepare
+from odop.memory import trim_heap
 from odop.procs import die_with_parent
 from odop.tasks.target import load_callable, split_target
 
@@ -107,6 +108,7 @@ class Server:
                 elif not self.receive():
                     return
             self.reap()
+            trim_heap()  # at most once a minute
 
     def receive(self) -> bool:
         data = self.sock.recv(1 << 16)

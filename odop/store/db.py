@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-CACHE_KIB = 512
+CACHE_KIB = 128
 """Page cache of each writable connection (KiB): the scheduler's memory stays flat as the
 run's database grows."""
 
