@@ -55,6 +55,11 @@ POOL_LIBRARIES = (b"openblas", b"libgomp", b"libiomp", b"libomp", b"mkl_", b"lib
 """Shared-library name parts of thread pools that size themselves from the environment."""
 PROBE_LIGHT, PROBE_HEAVY, PROBE_POOLS = 0, 1, 3
 """Probe exit codes: imports cleanly; starts threads; maps a thread pool but starts none."""
+RECV_BYTES = 1 << 14
+"""Most bytes read from the socket at once: a quarter of the unpacker's buffer, so that a
+read with a partial request left over never makes the buffer grow (a grown buffer of a
+few hundred KiB is mapped, freed, then kept on the heap by glibc's moving mmap
+threshold: a lasting step in the server's memory)."""
 READ_BUFFER_BYTES = 1 << 16
 """Initial size of the request unpacker's buffer (bytes; it grows for a larger request).
 msgpack's default, 1 MiB, is touched a page further by each start until it has wrapped
@@ -111,7 +116,7 @@ class Server:
             trim_heap()  # at most once a minute
 
     def receive(self) -> bool:
-        data = self.sock.recv(1 << 16)
+        data = self.sock.recv(RECV_BYTES)
         if not data:
             return False
         self.unpacker.feed(data)
