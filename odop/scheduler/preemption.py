@@ -28,7 +28,8 @@ class PhaseBook:
 
     A phase lends its rank's cores only if it is expected to last at least ``min_lend_s``:
     each (node, rank, phase) remembers how long it lasted (smoothed), so a rank that waits
-    20 ms per step is not churned through pause and resume; an unknown phase lends.
+    20 ms per step is not churned through pause and resume. A phase never seen before
+    does not lend: its first instance teaches how long it lasts.
     """
 
     def __init__(self, idle_phases: Iterable[str], min_lend_s: float = 1.0) -> None:
@@ -46,7 +47,7 @@ class PhaseBook:
         key, long = (node, rank), (node, rank, phase)
         if active:
             self.began[long] = now
-            if self.typical_s.get(long, self.min_lend_s) >= self.min_lend_s:
+            if self.typical_s.get(long, 0.0) >= self.min_lend_s:
                 self.lending[key] = frozenset(cores)
             return frozenset()
         began = self.began.pop(long, None)

@@ -39,7 +39,8 @@ if __name__ == "__main__":
     first = odop.submit("spin", seconds=3.0, marker="m1")
     wait_for("m1")                               # first task holds core 1
     second = odop.submit("spin", seconds=1.0, marker="m2")
-    time.sleep(1.0)                              # no idle core: second waits
+    with odop.phase("io"):                       # first io phase: learned, lends nothing
+        time.sleep(1.2)                          # no idle core: second waits
     with odop.phase("io"):
         wait_for("m2")                           # core 0 lent: second runs there
         time.sleep(0.2)
@@ -63,7 +64,7 @@ def test_io_phase_lends_core_and_takes_it_back(tmp_path: Path, odop_home: Path) 
     phases = store.conn.execute("SELECT phase, active FROM phases").fetchall()
     store.close()
     states = [state for _, state, _ in history]
-    assert [tuple(p) for p in phases] == [("io", 1), ("io", 0)]
+    assert [tuple(p) for p in phases] == [("io", 1), ("io", 0)] * 2
     placed = next(detail for _, state, detail in history if state == "placed")
     assert placed.endswith("[0]"), f"second task should borrow core 0, got {placed}"
     paused_at = next(t for t, state, _ in history if state == "paused")
