@@ -59,6 +59,20 @@ def write_sim(folder: Path) -> Path:
     return path
 
 
+def run_script(folder: Path, code: str, timeout_s: float = 120) -> dict[str, Any]:
+    """Write ``code`` to ``folder/sim.py``, run it there and return the JSON object on
+    its last line of output (it must exit 0)."""
+    import json
+
+    from tests.conftest import child_env
+
+    (folder / "sim.py").write_text(code)
+    proc = subprocess.run([sys.executable, "sim.py"], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=folder, env=child_env())
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def executions(run_dir: Path) -> list[dict[str, Any]]:
     store = RunStore(run_dir / "odop.db", readonly=True)
     try:

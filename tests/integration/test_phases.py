@@ -3,16 +3,13 @@ once when the phase ends (the task is paused, then resumed elsewhere)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from odop.store.executions import RunStore
-from tests.conftest import child_env
+from tests.integration.helpers import run_script
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")]
@@ -53,11 +50,7 @@ if __name__ == "__main__":
 
 
 def test_io_phase_lends_core_and_takes_it_back(tmp_path: Path, odop_home: Path) -> None:
-    (tmp_path / "sim.py").write_text(SIM)
-    proc = subprocess.run([sys.executable, "sim.py"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=child_env())
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(tmp_path, SIM)
     assert out["summary"]["done"] == 2
     store = RunStore(Path(out["run"]) / "odop.db", readonly=True)
     history = store.history(out["second"])

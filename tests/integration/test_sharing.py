@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from odop.store.executions import RunStore
-from tests.conftest import child_env
+from tests.integration.helpers import run_script
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")]
@@ -52,11 +50,7 @@ if __name__ == "__main__":
 
 def test_a_waiting_rank_shares_its_core_until_it_computes(tmp_path: Path,
                                                           odop_home: Path) -> None:
-    (tmp_path / "sim.py").write_text(SIM)
-    proc = subprocess.run([sys.executable, "sim.py"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=child_env())
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(tmp_path, SIM)
     assert out["summary"]["done"] == 2
     seen = [json.loads((tmp_path / f"m{i}").read_text()) for i in range(2)]
     assert sorted(s["cores"] for s in seen) == [[0], [1]]
