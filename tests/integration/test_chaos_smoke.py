@@ -3,29 +3,17 @@ nothing lost, nothing run twice without a recorded retry, the simulation's resul
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def _chaos():
-    path = REPO / "benchmarks" / "chaos.py"
-    spec = importlib.util.spec_from_file_location("odop_bench_chaos", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_three_kill_rounds_lose_nothing(tmp_path: Path) -> None:
-    chaos = _chaos()
+    chaos = load_benchmark("chaos")
     setup = chaos.Setup(tmp_path, rounds=3, steps=10, per_step=2, pace_s=0.4, gap_s=(0.5, 1.5),
                         seed=7, drain_s=90.0)
     result = chaos.run_chaos(setup, timeout_s=180.0)

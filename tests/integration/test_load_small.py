@@ -3,30 +3,19 @@ once each; 100 very short tasks from mpiexec -n 2 all run, none twice."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mpiexec
+from tests.conftest import load_benchmark, mpiexec
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(240),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
 
 
-def _load():
-    path = REPO / "benchmarks" / "load.py"
-    spec = importlib.util.spec_from_file_location("odop_bench_load", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_500_submissions_and_100_tasks_none_lost(tmp_path: Path) -> None:
-    result = _load().run_load(tmp_path, submissions=500, clients=2, n_tasks=100, ranks=2)
+    result = load_benchmark("load").run_load(tmp_path, submissions=500, clients=2,
+                                             n_tasks=100, ranks=2)
     burst, tasks = result["burst"], result["tasks"]
     assert burst["all_acked"] and burst["in_db"] == 500, burst
     assert burst["states"] == {"queued": 500}
