@@ -30,7 +30,7 @@ def test_an_agent_is_ready_only_once_it_says_so_and_lives(tmp_path: Path) -> Non
     assert not discover.wait_agent_ready(paths, "n", wait_s=0.05)
     discover.claim_agent(paths, "n", os.getpid())
     assert not discover.wait_agent_ready(paths, "n", wait_s=0.05)   # claimed, not ready
-    discover.mark_agent_ready(paths, "n", os.getpid())
+    discover.claim_agent(paths, "n", os.getpid(), ready=True)
     assert discover.wait_agent_ready(paths, "n", wait_s=0.05)
     discover.claim_agent(paths, "n", 2**22 + 1)                      # another, dead agent
     assert not discover.wait_agent_ready(paths, "n", wait_s=0.05)

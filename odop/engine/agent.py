@@ -26,7 +26,7 @@ from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
-from odop.launch.discover import mark_agent_ready, read_ranks
+from odop.launch.discover import claim_agent, read_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
@@ -112,7 +112,7 @@ class Agent:
                 self._tick()
             if not self._ready and self.engine.warmed_up():
                 self._ready = True  # sampled once (just above) and can fork tasks
-                mark_agent_ready(self.paths, self.node, os.getpid())
+                claim_agent(self.paths, self.node, os.getpid(), ready=True)
         self._report(self.engine.stop_all(self.exit_reason))
         self.observer.close()
         self.sock.close()

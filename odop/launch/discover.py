@@ -59,46 +59,36 @@ def agent_file(paths: RunPaths, node: str) -> Path:
     return paths.root / "agents" / f"{node}.pid"
 
 
-def claim_agent(paths: RunPaths, node: str, pid: int) -> None:
-    """Record that ``pid`` is the agent of ``node`` (called by the agent itself)."""
+def claim_agent(paths: RunPaths, node: str, pid: int, *, ready: bool = False) -> None:
+    """Record that ``pid`` is the agent of ``node`` (called by the agent itself), and,
+    with ``ready``, that it is done starting up (it has sampled once and its fork server
+    is up): ranks with no idle core wait for that in odop.start()."""
     path = agent_file(paths, node)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    _write_atomic(path, f"{pid}\n")
+    _write_atomic(path, f"{pid}{' ready' if ready else ''}\n")
 
 
-def live_agent(paths: RunPaths, node: str) -> int | None:
-    """Pid of this node's agent if one runs (only meaningful on ``node`` itself)."""
+def live_agent(paths: RunPaths, node: str, *, ready: bool = False) -> int | None:
+    """Pid of this node's agent if one runs (and, with ``ready``, has said it is ready;
+    only meaningful on ``node`` itself)."""
     try:
-        pid = int(agent_file(paths, node).read_text().split()[0])
+        words = agent_file(paths, node).read_text().split()
+        pid = int(words[0])
     except (OSError, ValueError, IndexError):
         return None
+    if ready and words[1:] != ["ready"]:
+        return None
     return pid if pid_alive(pid) else None
-
-
-def ready_file(paths: RunPaths, node: str) -> Path:
-    return paths.root / "agents" / f"{node}.ready"
-
-
-def mark_agent_ready(paths: RunPaths, node: str, pid: int) -> None:
-    """Record that agent ``pid`` of ``node`` is done starting up (it has sampled once and
-    its fork server is up): ranks with no idle core wait for this in odop.start()."""
-    ready_file(paths, node).parent.mkdir(mode=0o700, exist_ok=True)
-    _write_atomic(ready_file(paths, node), f"{pid}\n")
 
 
 def wait_agent_ready(paths: RunPaths, node: str, wait_s: float, poll_s: float = 0.02) -> bool:
     """Wait up to ``wait_s`` seconds, sleeping, for this node's live agent to be ready."""
     end = time.monotonic() + wait_s
-    while True:
-        try:
-            pid = int(ready_file(paths, node).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pid = None
-        if pid is not None and pid == live_agent(paths, node):
-            return True
+    while live_agent(paths, node, ready=True) is None:
         if time.monotonic() >= end:
             return False
         time.sleep(poll_s)
+    return True
 
 
 def write_ranks(paths: RunPaths, node: str, ranks: list[dict[str, Any]]) -> Path:

@@ -53,8 +53,11 @@ class Runtime:
     tasks: set[str]
     keepers: list[Keeper] = field(default_factory=list)
     scheduler: Keeper | None = None
-    gate: PhaseGate = field(default_factory=lambda: PhaseGate(Config().phase_min_lend_s))
+    gate: PhaseGate = field(init=False)
     """Which phase marks this rank sends (odop/phases.py)."""
+
+    def __post_init__(self) -> None:
+        self.gate = PhaseGate(self.config.phase_min_lend_s)
 
 
 _runtime: Runtime | None = None
@@ -84,8 +87,7 @@ def start(run_name: str | None = None, task_folder: str | None = None,
     endpoint = discover.scheduler_endpoint(paths)
     journal = Journal(paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl")
     rt = Runtime(paths, cfg, Client(endpoint, rank=where.rank, journal=journal), comm,
-                 where.rank, where.node, tasks=set(), scheduler=scheduler,
-                 gate=PhaseGate(cfg.phase_min_lend_s))
+                 where.rank, where.node, tasks=set(), scheduler=scheduler)
     if scheduler is not None:
         rt.keepers.append(scheduler)
         scheduler.on_respawn = rt.client.resend_all
