@@ -201,7 +201,7 @@ def test_a_request_larger_than_the_read_buffer_still_starts(engine: Engine,
 def test_a_warmed_module_serves_even_the_first_task(engine: Engine, tmp_path: Path) -> None:
     assert engine.server is not None
     engine.warm([f"{tmp_path}/light.py:where"])
-    time.sleep(1.0)  # the probe child, then the server's own import
+    time.sleep(2.0)  # the probe child (idle priority), then the server's own import
     out = tmp_path / "first.json"
     run_one(engine, "f1", f"{tmp_path}/light.py:where", {"out": str(out)})
     assert json.loads(out.read_text())["imported_by"] == engine.server.pid

@@ -21,7 +21,7 @@ def test_short_phases_are_sent_at_most_once_per_second() -> None:
     assert sent[0] == (True, True)
     assert all(enter == leave for enter, leave in sent)            # pairs stay whole
     assert 3 <= sum(enter for enter, _ in sent) <= 4
-    assert gate.typical_s["io"] < 0.1
+    assert gate.times.typical_s["io"] < 0.1
 
 
 def test_a_phase_that_grows_long_is_sent_again() -> None:
@@ -29,7 +29,7 @@ def test_a_phase_that_grows_long_is_sent_again() -> None:
     for i in range(10):
         run(gate, "wait", 0.01 * i, 0.005)
     assert run(gate, "wait", 0.5, 3.0) == (False, False)   # still thought short: held back
-    assert gate.typical_s["wait"] >= 1.0                   # but learned
+    assert gate.times.typical_s["wait"] >= 1.0                   # but learned
     assert run(gate, "wait", 4.0, 3.0) == (True, True)
 
 

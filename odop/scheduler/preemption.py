@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from odop.phases import PhaseTimes
 from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
 from odop.store.states import ExecState
@@ -36,8 +37,8 @@ class PhaseBook:
         self.idle_phases = frozenset(idle_phases)
         self.min_lend_s = min_lend_s
         self.lending: dict[tuple[str, int], frozenset[int]] = {}
-        self.began: dict[tuple[str, int, str], float] = {}
-        self.typical_s: dict[tuple[str, int, str], float] = {}
+        self.times = PhaseTimes()
+        """How long each (node, rank, phase) lasts."""
 
     def mark(self, node: str, rank: int, phase: str, active: bool, cores: Iterable[int],
              now: float) -> frozenset[int]:
@@ -46,15 +47,11 @@ class PhaseBook:
             return frozenset()
         key, long = (node, rank), (node, rank, phase)
         if active:
-            self.began[long] = now
-            if self.typical_s.get(long, 0.0) >= self.min_lend_s:
+            self.times.begin(long, now)
+            if self.times.typical_s.get(long, 0.0) >= self.min_lend_s:
                 self.lending[key] = frozenset(cores)
             return frozenset()
-        began = self.began.pop(long, None)
-        if began is not None:
-            last = self.typical_s.get(long)
-            lasted = now - began
-            self.typical_s[long] = lasted if last is None else 0.5 * last + 0.5 * lasted
+        self.times.end(long, now)
         return self.lending.pop(key, frozenset())
 
     def lent(self, node: str) -> frozenset[int]:
