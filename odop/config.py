@@ -44,8 +44,8 @@ class Config:
     """Phase names (``odop.phase``) during which a bound rank's cores may be lent to tasks."""
     share_bound_cores: bool = True
     """Offer a rank's own core to tasks while the rank mostly waits (it used less than
-    ``busy_threshold_pct`` of it over the last sample); they run there at idle priority,
-    so the kernel gives the rank its core back the moment it wakes."""
+    ``busy_threshold_pct`` of it over each of the last two samples); they run there at
+    idle priority, so the kernel gives the rank its core back the moment it wakes."""
     stop_grace_s: float = 5.0
     """Seconds between TERM and KILL when a task is stopped."""
     task_dirs: tuple[str, ...] = ()

@@ -44,8 +44,9 @@ class Node:
     lent: frozenset[int] = frozenset()
     """Bound cores whose ranks are in an idle phase now (odop.phase)."""
     share_below: float = 0.0
-    """A bound core whose ranks used less than this (cores, 0..1) over the last sample is
-    shared: tasks run on it at idle priority, below the waiting rank (0: never)."""
+    """A bound core whose ranks used less than this (cores, 0..1) over each of the last
+    two samples is shared: tasks run on it at idle priority, below the waiting rank (0:
+    never)."""
     shared: frozenset[int] = frozenset()
     """Bound cores shared now: their ranks mostly waited over the last two samples (one
     sample could be a pause, or a rank's first, partial interval)."""

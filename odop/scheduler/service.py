@@ -122,6 +122,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 self._act(self.decider.cycle(now))
             if self.waiters and self._finished():  # answer odop.stop() at once
                 self._drained()
+                continue  # the loop ends: no housekeeping turn to drain a second time
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 self._housekeeping()
