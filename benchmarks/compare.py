@@ -6,7 +6,7 @@ task (about 0.5 s of CPU per snapshot). Four scenarios on a machine of C cores:
 
 - ``gpu_like``:  max(1, C/4) rank(s) that mostly wait (``--io-sleep`` every step, marked
   as an ``io`` phase), like a GPU code holding one core each and leaving the rest idle;
-- ``cpu_spare``: C - 1 CPU-bound ranks, one spare core;
+- ``cpu_spare``: C - 1 CPU-bound ranks, one spare core (like ``all_busy``, 4x the steps);
 - ``phased``:    C ranks alternating compute and io-sleep phases (odop may lend a rank's
   core during its ``io`` phase);
 - ``all_busy``:  C CPU-bound ranks, no idle core.
@@ -22,9 +22,9 @@ while the simulation ran), ``verified`` (every run's outputs checked by
 where cores are idle and within 3 % of the best background variant; odop's simulation
 slowdown <= 2 % everywhere. Exits 1 when a target is missed.
 
-    python benchmarks/compare.py [--json] [--rounds 3] [--quick]
+    python benchmarks/compare.py [--json] [--rounds 3] [--steps 1000] [--quick]
 
-About 9-12 minutes with the defaults on a quiet 2-core machine, 2-3 with ``--quick``.
+About 35 minutes with the defaults on a quiet 2-core machine, 3 with ``--quick``.
 """
 
 from __future__ import annotations
@@ -51,17 +51,25 @@ MAKESPAN_MARGIN = 0.03
 """odop's makespan may exceed the best background variant's by this fraction."""
 
 
+CPU_BOUND_STEPS = 4
+"""The CPU-bound scenarios (no io sleep, 4-8 sweeps a step) run this many times the steps,
+so that their simulations last about as long as the others (14-25 s at the defaults). A
+short one is mostly start-up: where no core is idle the ranks' first steps come after a
+0.5 s wait for odop, which alone reads +1.2 % on a 3.5 s loop (docs/benchmarks.md)."""
+
+
 def scenarios(cores: int, steps: int) -> list[Scenario]:
-    """The four scenarios for a machine of ``cores`` cores, ``steps`` time steps each."""
-    every = max(1, steps // 5)
+    """The four scenarios for a machine of ``cores`` cores: ``steps`` time steps each, times
+    :data:`CPU_BOUND_STEPS` for the CPU-bound ones; 5 snapshots each."""
+    long = steps * CPU_BOUND_STEPS
     return [
-        Scenario("gpu_like", max(1, cores // 4), 1, 0.02, steps, every,
+        Scenario("gpu_like", max(1, cores // 4), 1, 0.02, steps, max(1, steps // 5),
                  "ranks wait most of the time (io-sleep 20 ms per step); most cores idle"),
-        Scenario("cpu_spare", max(1, cores - 1), 4, 0.0, steps, every,
+        Scenario("cpu_spare", max(1, cores - 1), 4, 0.0, long, max(1, long // 5),
                  "CPU-bound ranks on all cores but one"),
-        Scenario("phased", cores, 4, 0.02, steps, every,
+        Scenario("phased", cores, 4, 0.02, steps, max(1, steps // 5),
                  "a rank per core, compute then a 20 ms io phase every step"),
-        Scenario("all_busy", cores, 8, 0.0, steps, every,
+        Scenario("all_busy", cores, 8, 0.0, long, max(1, long // 5),
                  "CPU-bound ranks on every core: no idle core"),
     ]
 
@@ -200,7 +208,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 3, quick 1)")
     ap.add_argument("--quick", action="store_true", help="1 round of shorter simulations")
     ap.add_argument("--steps", type=int, default=None,
-                    help="time steps per simulation (default 1000, quick 60)")
+                    help="time steps per simulation (default 1000, quick 60; "
+                         f"x{CPU_BOUND_STEPS} for the CPU-bound scenarios)")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # scenarios, comma list
     ap.add_argument("--ways", default=None, help=argparse.SUPPRESS)  # ways, comma list
     ap.add_argument("--keep", action="store_true", help="keep the ODOP_HOME with the run DBs")
@@ -236,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
            "steps": steps, "wall_s": round((datetime.datetime.now(datetime.timezone.utc)
                                              - started).total_seconds(), 1),
            "scenarios": summary, "targets": checks, "targets_hold": _holds(checks),
-           "scenario_params": {sc.name: {"ranks": sc.ranks, "compute_scale": sc.compute_scale,
+           "scenario_params": {sc.name: {"ranks": sc.ranks, "steps": sc.steps,
+                                         "compute_scale": sc.compute_scale,
                                          "io_sleep_s": sc.io_sleep, "every": sc.every,
                                          "about": sc.about} for sc in scs}}
     if args.json:

@@ -17,7 +17,7 @@ from tests.conftest import child_env, mpiexec
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from compare import summarise, targets  # noqa: E402
+from compare import CPU_BOUND_STEPS, scenarios, summarise, targets  # noqa: E402
 from compare_runs import harvested  # noqa: E402
 
 
@@ -27,6 +27,14 @@ def test_harvested_counts_only_the_overlap() -> None:
              (5.0, 6.0, 9.0),   # after the window
              (1.0, 1.0, 3.0)]   # zero wall: ignored
     assert harvested(tasks, 0.0, 4.0) == pytest.approx(2.0)
+
+
+def test_cpu_bound_scenarios_run_longer_with_five_snapshots_each() -> None:
+    by_name = {sc.name: sc for sc in scenarios(cores=2, steps=1000)}
+    assert by_name["gpu_like"].steps == by_name["phased"].steps == 1000
+    assert by_name["all_busy"].steps == by_name["cpu_spare"].steps == 1000 * CPU_BOUND_STEPS
+    assert all(sc.steps // sc.every == 5 for sc in by_name.values())
+    assert [sc.ranks for sc in by_name.values()] == [1, 1, 2, 2]
 
 
 def test_summary_and_targets_from_runs() -> None:
