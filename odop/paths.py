@@ -38,13 +38,16 @@ class RunPaths:
     def samples(self) -> Path:
         return self.root / "samples"
 
-    def task_dir(self, execution: str) -> Path:
+    # One folder per execution, as plain strings: Python 3.11's pathlib interns every path
+    # component it parses, and a string interned per execution id grows the interpreter's
+    # table of interned strings for as long as a daemon runs (benchmarks/README.md, soak).
+    def task_dir(self, execution: str) -> str:
         """Folder of one execution: stdout, stderr and its scratch files."""
-        return self.root / "tasks" / execution
+        return os.path.join(self.root, "tasks", execution)
 
-    def checkpoint_dir(self, execution: str) -> Path:
+    def checkpoint_dir(self, execution: str) -> str:
         """Where a resumable execution keeps its checkpoint, the same for every attempt."""
-        return self.root / "checkpoints" / execution
+        return os.path.join(self.root, "checkpoints", execution)
 
     def ranks_file(self, node: str) -> Path:
         """The ranks registered on ``node``: {rank, pid, host, cores} each."""

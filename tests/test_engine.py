@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -182,3 +183,16 @@ def test_drain_tasks_are_not_held_below_other_load(engine: Engine, tmp_path: Pat
     assert wait_exit(engine).exit_code == 0
     info = json.loads(out.read_text())
     assert info["policy"] == os.SCHED_OTHER and info["nice"] == 19
+
+
+def test_per_execution_folders_leave_no_interned_string(tmp_path: Path) -> None:
+    """pathlib (3.11) interns every component it parses: a Path per execution id in a
+    long-running agent grows the interpreter's intern table (benchmarks/README.md, soak)."""
+    from odop.paths import RunPaths
+
+    execution = "".join(["e", os.urandom(8).hex()])  # built at run time: not interned
+    paths = RunPaths(tmp_path)
+    folders = (paths.task_dir(execution), paths.checkpoint_dir(execution))  # kept alive
+    copy = "".join(["e", execution[1:]])
+    assert sys.intern(copy) is copy, "the execution id was interned"
+    assert all(folder.endswith(execution) for folder in folders)

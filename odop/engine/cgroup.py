@@ -26,7 +26,7 @@ class CgroupTree:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.pending: set[Path] = set()  # folders to remove once their processes are gone
+        self.pending: set[str] = set()  # folders to remove once their processes are gone
 
     @classmethod
     def detect(cls, mount: Path = Path(MOUNT), *, mountinfo: str | None = None,
@@ -60,18 +60,23 @@ class CgroupTree:
 
     def create(self, execution: str, memory_max: int) -> str:
         """A cgroup for ``execution`` bounded at ``memory_max`` bytes; returns its path."""
-        folder = self.base / execution
-        folder.mkdir(exist_ok=True)
-        (folder / "memory.max").write_text(str(int(memory_max)))
-        swap = folder / "memory.swap.max"
-        if swap.exists():
-            swap.write_text("0")
-        return str(folder)
+        folder = self._folder(execution)
+        os.makedirs(folder, exist_ok=True)
+        _write(os.path.join(folder, "memory.max"), str(int(memory_max)))
+        swap = os.path.join(folder, "memory.swap.max")
+        if os.path.exists(swap):
+            _write(swap, "0")
+        return folder
+
+    def _folder(self, execution: str) -> str:
+        # a str, not a Path: see RunPaths.task_dir (pathlib interns every component)
+        return os.path.join(self.base, execution)
 
     def oom_killed(self, execution: str) -> bool:
         """True if the kernel killed something in this execution's cgroup for memory."""
         try:
-            text = (self.base / execution / "memory.events").read_text()
+            with open(os.path.join(self._folder(execution), "memory.events")) as f:
+                text = f.read()
         except OSError:
             return False
         counts = dict(line.split() for line in text.splitlines() if line.strip())
@@ -79,19 +84,24 @@ class CgroupTree:
 
     def remove(self, execution: str) -> None:
         """Remove the execution's cgroup now, or later once its last process is gone."""
-        self.pending.add(self.base / execution)
+        self.pending.add(self._folder(execution))
         self.sweep()
 
     def sweep(self) -> None:
         """Retry removals that failed because a process was still dying (EBUSY)."""
         for folder in list(self.pending):
             try:
-                folder.rmdir()
+                os.rmdir(folder)
             except FileNotFoundError:
                 pass
             except OSError:
                 continue
             self.pending.discard(folder)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def _is_cgroup2(mountinfo: str, mount: str) -> bool:

@@ -105,7 +105,7 @@ class Engine:
               cores: list[int]) -> TaskProcess:
         """Start one execution of ``spec`` on ``cores``; raises SpawnError if it cannot."""
         folder = RunPaths(self.run_dir).task_dir(execution)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         env = self._env(execution, spec, cores, folder)
         cgroup = self._cgroup(execution, spec.get("memory_max"))
         pid = None
@@ -122,12 +122,13 @@ class Engine:
         return proc
 
     def _fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-              cores: list[int], env: dict[str, str], folder: Path,
+              cores: list[int], env: dict[str, str], folder: str,
               cgroup: str | None) -> int | None:
         assert self.server is not None
         order = {"execution": execution, "target": spec.get("target", ""), "args": dict(args),
                  "cores": list(cores), "env": env, "cwd": self.cwd,
-                 "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr"),
+                 "stdout": os.path.join(folder, "stdout"),
+                 "stderr": os.path.join(folder, "stderr"),
                  "memory_max": spec.get("memory_max"), "cgroup": cgroup,
                  "drain": spec.get("drain")}
         try:
@@ -136,7 +137,7 @@ class Engine:
             return None  # not ready yet, or gone (reap() restarts it): the fresh path
 
     def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-               cores: list[int], env: dict[str, str], folder: Path, cgroup: str | None) -> int:
+               cores: list[int], env: dict[str, str], folder: str, cgroup: str | None) -> int:
         argv = fill_argv(spec.get("argv") or [spec.get("target", "")], args)
         if spec["kind"] == "mpi":
             argv = mpi_argv(spec, argv, cores, env)
@@ -145,7 +146,8 @@ class Engine:
                  "parent": os.getpid(), "drain": spec.get("drain")}
         env = {**env, "ODOP_TASK": encode_order(order)}
         return spawn([sys.executable, "-m", "odop.engine.worker"], cores=cores, env=env,
-                     cwd=self.cwd, stdout=folder / "stdout", stderr=folder / "stderr")
+                     cwd=self.cwd, stdout=os.path.join(folder, "stdout"),
+                     stderr=os.path.join(folder, "stderr"))
 
     def _cgroup(self, execution: str, memory_max: int | None) -> str | None:
         if not memory_max or self.cgroups is None:
@@ -158,20 +160,20 @@ class Engine:
         return path
 
     def _env(self, execution: str, spec: Mapping[str, Any], cores: list[int],
-             folder: Path) -> dict[str, str]:
+             folder: str) -> dict[str, str]:
         if spec["kind"] == "mpi":
             threads = threads_per_rank(spec, cores)
         else:
             threads = min(spec.get("threads_max") or len(cores), len(cores))
         env = {**self.base_env, **thread_env(threads)}
         env.update(ODOP_EXECUTION=execution, ODOP_RUN_DIR=str(self.run_dir),
-                   ODOP_TASK_DIR=str(folder), ODOP_CORES=",".join(map(str, cores)))
+                   ODOP_TASK_DIR=folder, ODOP_CORES=",".join(map(str, cores)))
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
         if spec.get("resumable"):
             checkpoints = RunPaths(self.run_dir).checkpoint_dir(execution)
-            checkpoints.mkdir(mode=0o700, parents=True, exist_ok=True)
-            env["ODOP_CHECKPOINT_DIR"] = str(checkpoints)
+            os.makedirs(checkpoints, mode=0o700, exist_ok=True)
+            env["ODOP_CHECKPOINT_DIR"] = checkpoints
         return env
 
     # -- reaping ------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from odop.errors import OdopError
 
@@ -24,7 +23,8 @@ class SpawnError(OdopError, OSError):
 
 
 def spawn(argv: Sequence[str], *, cores: Sequence[int], env: Mapping[str, str],
-          cwd: str | os.PathLike[str], stdout: Path, stderr: Path) -> int:
+          cwd: str | os.PathLike[str], stdout: str | os.PathLike[str],
+          stderr: str | os.PathLike[str]) -> int:
     """Start ``argv`` pinned to ``cores`` in a new session; return its pid."""
     program = shutil.which(argv[0], path=env.get("PATH"))
     if program is None:
