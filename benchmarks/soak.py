@@ -2,14 +2,19 @@
 
 A simulation process (``odop.start``, one submission every ``--period`` seconds of a short
 task, ``odop.stop``) runs for ``--minutes``; every ``--every`` seconds this script reads the
-resident set (RSS, bytes) of each odop process under it: the rank itself (it holds the
-client and its journal), the scheduler, the agent (engine + observer) and the agent's fork
-server. After a warm-up (the first fifth of the run, at least 60 s) it fits RSS against
-time (numpy least squares) per process: the slope in bytes/minute, and as a percentage of
-the mean RSS per 10 minutes, and the same over the last half of those samples alone (to
-tell a plateau from a leak; reported, never part of the verdict). A process is *flat* when
-|slope| over the whole fit < 1 % of its RSS per 10 minutes; the run passes when every process
-is flat and the run's database holds every submission, all done.
+memory of each odop process under it: the rank itself (it holds the client and its
+journal), the scheduler, the agent (engine + observer) and the agent's fork server. Two
+figures per process: the resident set (RSS) and its anonymous part (``RssAnon`` of
+/proc/PID/status: heap, stacks, private mappings; what a leak grows). The rest of RSS is
+file pages (shared library code and data faulted in as code paths are first used: shared,
+clean, bounded by the files' size) and shared memory. After a warm-up (the first fifth of
+the run, at least 60 s) it fits each figure against time (numpy least squares) per
+process: the slope in bytes/minute, and as a percentage of the mean per 10 minutes, and
+the same over the last half of those samples alone (to tell a plateau from a leak;
+reported, never part of the verdict). A process is *flat* when |slope| of its anonymous
+memory over the whole fit < 1 % of its RSS per 10 minutes; the RSS slope is reported
+beside it. The run passes when every process is flat and the run's database holds every
+submission, all done.
 Usage: python benchmarks/soak.py [--json] [--minutes 10] [--every 5] [--period 0.5]
 """
 
@@ -82,9 +87,22 @@ def _parent_is_agent(proc: psutil.Process) -> bool:
         return False
 
 
-def sample(sim: psutil.Process) -> list[tuple[str, int, int, float]]:
-    """(role, pid, rss bytes, cpu seconds) of every live odop process under ``sim`` now."""
-    out: list[tuple[str, int, int, float]] = []
+def anon_bytes(pid: int) -> int:
+    """``RssAnon`` of /proc/PID/status in bytes (0 where the kernel does not report it)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+Sample = tuple[str, int, int, int, float]
+"""role, pid, RSS bytes, anonymous bytes, CPU seconds."""
+
+
+def sample(sim: psutil.Process) -> list[Sample]:
+    """A :data:`Sample` of every live odop process under ``sim`` now."""
+    out: list[Sample] = []
     try:
         procs = [sim, *sim.children(recursive=True)]
     except psutil.Error:
@@ -98,33 +116,51 @@ def sample(sim: psutil.Process) -> list[tuple[str, int, int, float]]:
                 if proc.status() == psutil.STATUS_ZOMBIE:
                     continue
                 cpu = proc.cpu_times()
-                out.append((role, proc.pid, proc.memory_info().rss, cpu.user + cpu.system))
-        except psutil.Error:
+                out.append((role, proc.pid, proc.memory_info().rss, anon_bytes(proc.pid),
+                            cpu.user + cpu.system))
+        except (psutil.Error, OSError):
             continue
     return out
 
 
-def fit(points: list[tuple[float, int, float]], t0: float, warmup_s: float) -> dict[str, Any]:
-    """Slope of RSS (bytes/minute) after the warm-up (also over the last half alone), whether
-    it is flat, and the process's mean CPU use (percent of one core) over the samples."""
-    kept = [(t - t0, rss) for t, rss, _ in points if t - t0 >= warmup_s]
+Point = tuple[float, int, int, float]
+"""monotonic time, RSS bytes, anonymous bytes, CPU seconds."""
+
+
+def slopes(t_min: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, float, float]:
+    """Least-squares slope of ``y`` (bytes/minute), that slope as a percentage of ``scale``
+    per 10 minutes, and the slope over the last half of the samples alone (bytes/minute)."""
+    slope = float(np.polyfit(t_min, y, 1)[0])
+    half = len(t_min) // 2
+    late = float(np.polyfit(t_min[half:], y[half:], 1)[0])
+    return slope, slope * 10 / scale * 100, late
+
+
+def fit(points: list[Point], t0: float, warmup_s: float) -> dict[str, Any]:
+    """RSS and anonymous memory against time after the warm-up: slopes, whether the process
+    is flat (by its anonymous memory), and its mean CPU use (percent of one core)."""
+    kept = [p for p in points if p[0] - t0 >= warmup_s]
     if len(kept) < 6:
         return {"samples": len(kept), "flat": None}
-    t = np.array([k[0] for k in kept]) / 60.0
-    rss = np.array([k[1] for k in kept], dtype=float)
-    slope = float(np.polyfit(t, rss, 1)[0])
-    half = len(t) // 2
-    late = float(np.polyfit(t[half:], rss[half:], 1)[0])
-    pct = slope * 10 / rss.mean() * 100
-    late_pct = late * 10 / rss[half:].mean() * 100
-    cpu = (points[-1][2] - points[0][2]) / max(1e-9, points[-1][0] - points[0][0]) * 100
-    return {"samples": len(kept), "rss_mb_first": round(points[0][1] / 2**20, 1),
-            "cpu_pct": round(cpu, 2), "slope_bytes_per_min_last_half": round(late),
-            "slope_pct_per_10min_last_half": round(late_pct, 3),
-            "rss_mb_after_warmup": round(float(rss[0]) / 2**20, 1),
-            "rss_mb_last": round(float(rss[-1]) / 2**20, 1),
-            "slope_bytes_per_min": round(slope), "slope_pct_per_10min": round(pct, 3),
-            "flat": bool(abs(pct) < FLAT_PCT_PER_10MIN)}
+    t = np.array([p[0] - t0 for p in kept]) / 60.0
+    rss = np.array([p[1] for p in kept], dtype=float)
+    anon = np.array([p[2] for p in kept], dtype=float)
+    rss_slope, rss_pct, rss_late = slopes(t, rss, rss.mean())
+    anon_slope, anon_pct, anon_late = slopes(t, anon, rss.mean())
+    cpu = (points[-1][3] - points[0][3]) / max(1e-9, points[-1][0] - points[0][0]) * 100
+    mb = 2**20
+    return {"samples": len(kept), "cpu_pct": round(cpu, 2),
+            "rss_mb_first": round(points[0][1] / mb, 1),
+            "rss_mb_after_warmup": round(float(rss[0]) / mb, 1),
+            "rss_mb_last": round(float(rss[-1]) / mb, 1),
+            "anon_mb_after_warmup": round(float(anon[0]) / mb, 1),
+            "anon_mb_last": round(float(anon[-1]) / mb, 1),
+            "slope_bytes_per_min": round(rss_slope), "slope_pct_per_10min": round(rss_pct, 3),
+            "slope_bytes_per_min_last_half": round(rss_late),
+            "anon_slope_bytes_per_min": round(anon_slope),
+            "anon_slope_pct_per_10min": round(anon_pct, 3),
+            "anon_slope_bytes_per_min_last_half": round(anon_late),
+            "flat": bool(abs(anon_pct) < FLAT_PCT_PER_10MIN)}
 
 
 def audit(run_dir: Path, ids_path: Path) -> dict[str, Any]:
@@ -151,13 +187,13 @@ def soak(minutes: float, every_s: float, period_s: float, folder: Path) -> dict[
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     sim = psutil.Process(proc.pid)
-    series: dict[tuple[str, int], list[tuple[float, int, float]]] = {}
+    series: dict[tuple[str, int], list[Point]] = {}
     start = time.monotonic()
     end = start + minutes * 60 - every_s
     while time.monotonic() < end and proc.poll() is None:
         now = time.monotonic()
-        for role, pid, rss, cpu in sample(sim):
-            series.setdefault((role, pid), []).append((now, rss, cpu))
+        for role, pid, rss, anon, cpu in sample(sim):
+            series.setdefault((role, pid), []).append((now, rss, anon, cpu))
         time.sleep(max(0.0, every_s - (time.monotonic() - now)))
     out, err = proc.communicate(timeout=300)
     if proc.returncode != 0:
