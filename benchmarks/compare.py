@@ -16,7 +16,8 @@ a ``nice -n 19`` watcher in the simulation's session and in per-task sessions wi
 autogroup nice 19, odop with each selection algorithm), round-robin within each round
 (the order rotates per round), several rounds, and reports medians per scenario and way:
 ``makespan_s`` (launch -> simulation and every task done), ``sim_slowdown_pct`` (the
-simulation's own wall time against ``none``), ``harvested_core_s`` (task CPU seconds done
+simulation's own wall time against ``none``), ``sim_waited_pct`` (how long its ranks
+waited for a CPU, summed, against its wall time), ``harvested_core_s`` (task CPU seconds done
 while the simulation ran), ``verified`` (every run's outputs checked by
 ``odop.demo.verify``) and ``runs``. Then the targets: odop's makespan below ``after``
 where cores are idle and within 3 % of the best background variant; odop's simulation
@@ -114,6 +115,13 @@ def paired_slowdown(runs: list[dict[str, Any]], alone: list[dict[str, Any]]) -> 
     return round(100 * statistics.median(ratios), 2) if ratios else None
 
 
+def waited(run: dict[str, Any]) -> dict[str, float | None]:
+    """The ranks' summed wait for a CPU during the steps, in percent of the steps' wall time:
+    what other processes took from them, whatever the host's speed (``pct``)."""
+    delay, wall = run.get("sim_run_delay_s"), run["sim_wall_s"]
+    return {"pct": 100 * delay / wall if delay is not None and wall > 0 else None}
+
+
 def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Medians per way; the slowdown is paired with ``none`` round by round."""
     ok = {w: [r for r in rs if "error" not in r] for w, rs in runs_by_way.items()}
@@ -128,6 +136,7 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
             "sim_slowdown_pct": paired_slowdown(runs_by_way[way], runs_by_way.get("none", [])),
             "sim_slowdown_of_medians_pct": (round(100 * (sim - alone) / alone, 2)
                                             if sim is not None and alone else None),
+            "sim_waited_pct": _median([waited(r) for r in rs], "pct"),
             "harvested_core_s": _median(rs, "harvested_core_s"),
             "verified": (all(checked) and len(checked) == len(rs)) if checked else None,
             "runs": len(rs),
@@ -185,12 +194,12 @@ def _read(path: str) -> str | None:
 
 def table(name: str, ways: dict[str, dict[str, Any]]) -> str:
     """A Markdown table of one scenario's medians (as pasted in docs/benchmarks.md)."""
-    rows = [f"| {name} | makespan s | sim s | sim slowdown % | harvested core-s | verified "
-            "| runs |",
-            "|---|---:|---:|---:|---:|---|---:|"]
+    rows = [f"| {name} | makespan s | sim s | sim slowdown % | ranks waited % "
+            "| harvested core-s | verified | runs |",
+            "|---|---:|---:|---:|---:|---:|---|---:|"]
     for way, s in ways.items():
-        cells = [s[k] for k in ("makespan_s", "sim_wall_s", "sim_slowdown_pct",
-                                "harvested_core_s")]
+        cells = [s.get(k) for k in ("makespan_s", "sim_wall_s", "sim_slowdown_pct",
+                                    "sim_waited_pct", "harvested_core_s")]
         text = ["—" if c is None else f"{c:.2f}" for c in cells]
         verified = "—" if s["verified"] is None else ("yes" if s["verified"] else "NO")
         rows.append(f"| {way} | {' | '.join(text)} | {verified} | {s['runs']} |")

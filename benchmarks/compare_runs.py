@@ -112,6 +112,7 @@ def _result(t0: float, end: float, sim: dict[str, Any], harvest: float,
             out: Path, **extra: Any) -> dict[str, Any]:
     verified = verify_outputs(out).passed if sim.get("submitted") else None
     return {"makespan_s": end - t0, "sim_wall_s": float(sim["sim_wall_s"]),
+            "sim_run_delay_s": float(sim.get("sim_run_delay_s", 0.0)),
             "harvested_core_s": harvest, "verified": verified, **extra}
 
 

@@ -8,13 +8,14 @@ import lzma
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from odop.demo import layout
-from odop.demo.heat import parse_args
+from odop.demo.heat import parse_args, run_delay_s
 from odop.demo.runtime import AfterRuntime, NoneRuntime, make_runtime
 from odop.demo.solver import ALPHA, initial_rows, row_split
 from odop.demo.tasks import compress, field_digest, reduce, snapshot_stats, stats_json
@@ -102,6 +103,7 @@ def test_after_mode_writes_outputs_that_verify(tmp_path: Path) -> None:
     result = run_heat(tmp_path, *SMALL, "--mode", "after", "--io-sleep", "0.001")
     assert result["mode"] == "after" and result["snapshots"] == 3 and result["submitted"] == 6
     assert {"checksum", "sim_wall_s", "snapshots", "submitted", "mode"} <= result.keys()
+    assert result["sim_run_delay_s"] >= 0.0
     check = verify_outputs(tmp_path)
     assert check.passed, check.problems
     assert (check.snapshots, check.expected, check.ok) == (3, 6, 6)
@@ -197,3 +199,20 @@ def test_importing_the_demo_does_not_initialise_mpi() -> None:
     code = "import sys, odop.demo.heat, odop.demo.tasks; assert 'mpi4py' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_run_delay_counts_time_another_process_held_the_core() -> None:
+    core = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    previous = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(hog.pid, {core})
+        os.sched_setaffinity(0, {core})
+        before, end = run_delay_s(), time.monotonic() + 0.5
+        while time.monotonic() < end:
+            pass
+        assert run_delay_s() - before > 0.05  # about 0.25 s: the hog had half the core
+    finally:
+        os.sched_setaffinity(0, previous)
+        hog.kill()
+        hog.wait()

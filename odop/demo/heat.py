@@ -116,11 +116,22 @@ def _simulate(b: Block, params: Params, out: Path, runtime: Runtime) -> int:
     return snapshots
 
 
+def run_delay_s() -> float:
+    """Seconds this process has waited on a run queue for a CPU (/proc/self/schedstat, 0
+    where the kernel keeps none): time that other processes held its core."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run(params: Params, comm: Any, runtime: Runtime) -> dict[str, Any]:
     """Run the simulation on every rank of ``comm``; rank 0 returns the summary.
 
     Summary keys: mode, ranks, checksum (16 hex digits of the final field's SHA-256),
     field_sum, snapshots, submitted, start_s, sim_wall_s, sim_cpu_s (rank 0),
+    sim_run_delay_s (every rank's wait for a CPU during the steps, summed),
     stop_s (draining or running the tasks), total_wall_s, tasks_cpu_s, params.
     Other ranks return an empty dict.
     """
@@ -132,10 +143,11 @@ def run(params: Params, comm: Any, runtime: Runtime) -> dict[str, Any]:
     runtime.start(run_name=params.run, config=params.config)
     block = make_block(comm, params.nx, params.ny)
     comm.Barrier()
-    t_sim, cpu_sim = time.perf_counter(), time.process_time()
+    t_sim, cpu_sim, delay = time.perf_counter(), time.process_time(), run_delay_s()
     snapshots = _simulate(block, params, out, runtime)
     field = gather(block)
     sim_wall, sim_cpu = time.perf_counter() - t_sim, time.process_time() - cpu_sim
+    delays = comm.gather(run_delay_s() - delay, root=0)
     t_stop = time.perf_counter()
     runtime.stop()
     stop_s = time.perf_counter() - t_stop
@@ -151,6 +163,7 @@ def run(params: Params, comm: Any, runtime: Runtime) -> dict[str, Any]:
         "start_s": t_sim - t_total,
         "sim_wall_s": sim_wall,
         "sim_cpu_s": sim_cpu,
+        "sim_run_delay_s": sum(delays),
         "stop_s": stop_s,
         "total_wall_s": time.perf_counter() - t_total,
         "tasks_cpu_s": runtime.tasks_cpu_s,
