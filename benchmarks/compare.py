@@ -115,13 +115,6 @@ def paired_slowdown(runs: list[dict[str, Any]], alone: list[dict[str, Any]]) -> 
     return round(100 * statistics.median(ratios), 2) if ratios else None
 
 
-def waited(run: dict[str, Any]) -> dict[str, float | None]:
-    """The ranks' summed wait for a CPU during the steps, in percent of the steps' wall time:
-    what other processes took from them, whatever the host's speed (``pct``)."""
-    delay, wall = run.get("sim_run_delay_s"), run["sim_wall_s"]
-    return {"pct": 100 * delay / wall if delay is not None and wall > 0 else None}
-
-
 def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Medians per way; the slowdown is paired with ``none`` round by round."""
     ok = {w: [r for r in rs if "error" not in r] for w, rs in runs_by_way.items()}
@@ -136,7 +129,7 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
             "sim_slowdown_pct": paired_slowdown(runs_by_way[way], runs_by_way.get("none", [])),
             "sim_slowdown_of_medians_pct": (round(100 * (sim - alone) / alone, 2)
                                             if sim is not None and alone else None),
-            "sim_waited_pct": _median([waited(r) for r in rs], "pct"),
+            "sim_waited_pct": _median(rs, "sim_waited_pct"),
             "harvested_core_s": _median(rs, "harvested_core_s"),
             "verified": (all(checked) and len(checked) == len(rs)) if checked else None,
             "runs": len(rs),

@@ -111,8 +111,9 @@ def _sim(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, 
 def _result(t0: float, end: float, sim: dict[str, Any], harvest: float,
             out: Path, **extra: Any) -> dict[str, Any]:
     verified = verify_outputs(out).passed if sim.get("submitted") else None
-    return {"makespan_s": end - t0, "sim_wall_s": float(sim["sim_wall_s"]),
-            "sim_run_delay_s": float(sim.get("sim_run_delay_s", 0.0)),
+    wall, delay = float(sim["sim_wall_s"]), sim.get("sim_run_delay_s")
+    return {"makespan_s": end - t0, "sim_wall_s": wall,
+            "sim_waited_pct": 100 * delay / wall if delay is not None and wall > 0 else None,
             "harvested_core_s": harvest, "verified": verified, **extra}
 
 

@@ -208,10 +208,10 @@ def test_run_delay_counts_time_another_process_held_the_core() -> None:
     try:
         os.sched_setaffinity(hog.pid, {core})
         os.sched_setaffinity(0, {core})
-        before, end = run_delay_s(), time.monotonic() + 0.5
-        while time.monotonic() < end:
-            pass
-        assert run_delay_s() - before > 0.05  # about 0.25 s: the hog had half the core
+        before, end = run_delay_s(), time.monotonic() + 10
+        while run_delay_s() == before and time.monotonic() < end:
+            pass  # busy beside the hog until the kernel has made this process wait
+        assert run_delay_s() > before
     finally:
         os.sched_setaffinity(0, previous)
         hog.kill()
