@@ -17,7 +17,7 @@ import pytest
 from odop.demo import layout
 from odop.demo.heat import parse_args, run_delay_s
 from odop.demo.runtime import AfterRuntime, NoneRuntime, make_runtime
-from odop.demo.solver import ALPHA, initial_rows, row_split
+from odop.demo.solver import ALPHA, PAGE, initial_rows, page_aligned, row_split, stencil
 from odop.demo.tasks import compress, field_digest, reduce, snapshot_stats, stats_json
 from odop.demo.verify import verify_outputs
 
@@ -87,6 +87,20 @@ def test_initial_field_is_the_same_whatever_the_split() -> None:
     parts = np.vstack([initial_rows(r0, r1, 40, 37) for r0, r1 in row_split(37, 3)])
     assert whole.tobytes() == parts.tobytes()
     assert (whole[0] == 1.0).all() and (whole[-1] == 0.0).all() and (whole[:, 0] == 0.0)[1:].all()
+
+
+def test_stencil_matches_the_2d_formula_and_keeps_the_edge_columns() -> None:
+    u, v = page_aligned(9, 7), page_aligned(9, 7)
+    assert u.ctypes.data % PAGE == 0 and v.ctypes.data % PAGE == 0
+    u[:] = np.random.default_rng(1).random((9, 7))
+    stencil(u, v, 2, 7, 0.1)
+    c = u[2:7, 1:-1]
+    want = c + 0.1 * (u[1:6, 1:-1] + u[3:8, 1:-1] + u[2:7, :-2] + u[2:7, 2:] - 4.0 * c)
+    assert v[2:7, 1:-1].tobytes() == want.tobytes()
+    assert (v[2:7, 0] == u[2:7, 0]).all() and (v[2:7, -1] == u[2:7, -1]).all()
+    assert not v[:2].any() and not v[7:].any()
+    with pytest.raises(ValueError, match="contiguous"):
+        stencil(u[:, ::2], v[:, ::2], 2, 7, 0.1)
 
 
 def test_checksum_is_deterministic_and_matches_whole_grid_reference(tmp_path: Path) -> None:
