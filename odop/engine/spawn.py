@@ -8,9 +8,10 @@ the worker shim itself before any user code runs (see odop.engine.worker).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from odop.errors import OdopError
 
@@ -34,16 +35,27 @@ def spawn(argv: Sequence[str], *, cores: Sequence[int], env: Mapping[str, str],
         (os.POSIX_SPAWN_OPEN, 1, str(stdout), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
         (os.POSIX_SPAWN_OPEN, 2, str(stderr), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
     ]
-    previous = os.sched_getaffinity(0)
     here = os.getcwd()
     try:
-        os.sched_setaffinity(0, cores)
-        os.chdir(cwd)
-        return os.posix_spawn(program, list(argv), dict(env), file_actions=actions, setsid=True)
+        with thread_pinned(cores):
+            os.chdir(cwd)
+            return os.posix_spawn(program, list(argv), dict(env), file_actions=actions,
+                                  setsid=True)
     except OSError as exc:
         raise SpawnError(f"cannot start {argv[0]!r} on cores {list(cores)}: {exc}") from exc
     finally:
         os.chdir(here)
+
+
+@contextlib.contextmanager
+def thread_pinned(cores: Iterable[int]) -> Iterator[None]:
+    """Set the calling thread's CPU mask to ``cores`` for the block, then restore it: a
+    process forked or spawned inside starts on ``cores`` from its first instruction."""
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
         os.sched_setaffinity(0, previous)
 
 
@@ -74,16 +86,19 @@ def all_cpus() -> set[int]:
     return eligible
 
 
-def keep_off(pids: Sequence[int]) -> None:
-    """Run this process on the node's cores outside those ``pids`` are bound to (ranks
-    pinned to cores), when any remain; on every core otherwise."""
+def cores_beside(masks: Iterable[set[int]]) -> set[int]:
+    """The node's cores outside the ``masks`` of bound ranks (a mask covering the node is
+    an unbound rank), when any remain; every core otherwise."""
     cpus = all_cpus()
-    bound: set[int] = set()
+    bound = set().union(*(m for m in masks if m < cpus))
+    return (cpus - bound) or cpus
+
+
+def keep_off(pids: Sequence[int]) -> None:
+    """Run this process on the cores beside those ``pids`` are bound to (see
+    :func:`cores_beside`)."""
+    masks = []
     for pid in pids:
-        try:
-            mask = os.sched_getaffinity(pid)
-        except OSError:
-            continue
-        if mask < cpus:
-            bound |= mask
-    os.sched_setaffinity(0, (cpus - bound) or cpus)
+        with contextlib.suppress(OSError):
+            masks.append(os.sched_getaffinity(pid))
+    os.sched_setaffinity(0, cores_beside(masks))

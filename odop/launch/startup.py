@@ -82,7 +82,7 @@ def start_scheduler(paths: RunPaths, node: str, bind: str | None) -> Keeper:
 
     def spawn() -> subprocess.Popen:
         args = ["--bind", state["bind"]] if state["bind"] else []
-        return spawn_daemon("scheduler", args, paths, node)
+        return spawn_daemon("scheduler", args, paths, node, [os.sched_getaffinity(0)])
 
     keeper = Keeper("scheduler", spawn)
     if bind is not None and bind.startswith("tcp://"):
@@ -139,4 +139,5 @@ def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
     pids = ",".join(str(r["pid"]) for r in ranks)
     args = ["--node", node, "--sim-pids", pids, "--interval", str(interval_s),
             "--connect", endpoint]
-    return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node))
+    masks = [set(r["cores"]) for r in ranks]
+    return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node, masks))
