@@ -112,7 +112,7 @@ def _result(t0: float, end: float, sim: dict[str, Any], harvest: float,
             out: Path, **extra: Any) -> dict[str, Any]:
     verified = verify_outputs(out).passed if sim.get("submitted") else None
     wall, delay = float(sim["sim_wall_s"]), sim.get("sim_run_delay_s")
-    return {"makespan_s": end - t0, "sim_wall_s": wall,
+    return {"makespan_s": end - t0, "sim_wall_s": wall, "tail_s": end - t0 - wall,
             "sim_waited_pct": 100 * delay / wall if delay is not None and wall > 0 else None,
             "harvested_core_s": harvest, "verified": verified, **extra}
 

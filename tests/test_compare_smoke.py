@@ -79,3 +79,5 @@ def test_tiny_run_of_every_kind_of_way() -> None:
         assert s["runs"] == 1, (way, s.get("failed"))
         assert s["verified"] is (None if way == "none" else True), way
         assert s["makespan_s"] > 0 and s["harvested_core_s"] >= 0
+        assert s["tail_s"] == pytest.approx(s["makespan_runs_s"][0] - s["sim_runs_s"][0],
+                                            abs=0.01)
