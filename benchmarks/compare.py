@@ -55,7 +55,7 @@ MAKESPAN_MARGIN = 0.03
 
 CPU_BOUND_STEPS = 8
 """The CPU-bound scenarios (no io sleep, 4-8 sweeps a step) run this many times the steps,
-so that their simulations last about as long as the others (14-25 s at the defaults). A
+so that their simulations last about as long as the others (15-25 s at the defaults). A
 short one is mostly start-up: where no core is idle the ranks' first steps come after a
 0.5 s wait for odop, which alone reads +1.2 % on a 3.5 s loop (docs/benchmarks.md)."""
 
