@@ -4,8 +4,9 @@ A simulation process (``odop.start``, one submission every ``--period`` seconds 
 task, ``odop.stop``) runs for ``--minutes``; every ``--every`` seconds this script reads the
 memory of each odop process under it: the rank itself (it holds the client and its
 journal), the scheduler, the agent (engine + observer) and the agent's fork server. Two
-figures per process: the resident set (RSS) and its anonymous part (``RssAnon`` of
-/proc/PID/status: heap, stacks, private mappings; what a leak grows). The rest of RSS is
+figures per process: the resident set (RSS) and its anonymous part (RSS less psutil's
+``shared``, i.e. ``RssAnon`` of /proc/PID/status: heap, stacks, private mappings; what a
+leak grows). The rest of RSS is
 file pages (shared library code and data faulted in as code paths are first used: shared,
 clean, bounded by the files' size) and shared memory. After a warm-up (the first fifth of
 the run, at least 60 s) it fits each figure against time (numpy least squares) per
@@ -87,15 +88,6 @@ def _parent_is_agent(proc: psutil.Process) -> bool:
         return False
 
 
-def anon_bytes(pid: int) -> int:
-    """``RssAnon`` of /proc/PID/status in bytes (0 where the kernel does not report it)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 Sample = tuple[str, int, int, int, float]
 """role, pid, RSS bytes, anonymous bytes, CPU seconds."""
 
@@ -115,10 +107,11 @@ def sample(sim: psutil.Process) -> list[Sample]:
             with proc.oneshot():
                 if proc.status() == psutil.STATUS_ZOMBIE:
                     continue
-                cpu = proc.cpu_times()
-                out.append((role, proc.pid, proc.memory_info().rss, anon_bytes(proc.pid),
+                cpu, mem = proc.cpu_times(), proc.memory_info()
+                # RSS less its file-backed and shared pages: RssAnon, from the same read
+                out.append((role, proc.pid, mem.rss, mem.rss - mem.shared,
                             cpu.user + cpu.system))
-        except (psutil.Error, OSError):
+        except psutil.Error:
             continue
     return out
 

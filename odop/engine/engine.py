@@ -45,6 +45,7 @@ class Engine:
                  base_env: Mapping[str, str] | None = None, fork_server: bool | None = None,
                  cgroups: CgroupTree | None | bool = True) -> None:
         self.run_dir = run_dir
+        self.paths = RunPaths(run_dir)
         self.grace_s = grace_s
         self.cwd = cwd or os.getcwd()
         self.base_env = clean_env(base_env if base_env is not None else os.environ)
@@ -104,7 +105,7 @@ class Engine:
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int]) -> TaskProcess:
         """Start one execution of ``spec`` on ``cores``; raises SpawnError if it cannot."""
-        folder = RunPaths(self.run_dir).task_dir(execution)
+        folder = self.paths.task_dir(execution)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         env = self._env(execution, spec, cores, folder)
         cgroup = self._cgroup(execution, spec.get("memory_max"))
@@ -171,7 +172,7 @@ class Engine:
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
         if spec.get("resumable"):
-            checkpoints = RunPaths(self.run_dir).checkpoint_dir(execution)
+            checkpoints = self.paths.checkpoint_dir(execution)
             os.makedirs(checkpoints, mode=0o700, exist_ok=True)
             env["ODOP_CHECKPOINT_DIR"] = checkpoints
         return env
