@@ -57,24 +57,28 @@ def test_each_run_is_paired_with_the_nearest_none_before_and_after() -> None:
              ("b", {"error": "boom"}), ("none", {"sim_wall_s": 12.0}),
              ("c", {"sim_wall_s": 13.0}), ("none", {"error": "boom"})]
     pair_with_alone(block)
-    assert [r.get("alone_s") for _, r in block] == [10.0, 11.0, None, 12.0, 12.0, None]
+    assert [r.get("alone_s") for _, r in block] == [[10.0], [10.0, 12.0], None, [12.0], [12.0],
+                                                    None]
 
 
 def test_summary_and_targets_from_runs() -> None:
     runs = {"none": [{"makespan_s": 10.0, "sim_wall_s": 10.0, "harvested_core_s": 0.0,
-                      "verified": None, "alone_s": 10.0}],
+                      "verified": None, "alone_s": [10.0]}],
             "after": [{"makespan_s": 14.0, "sim_wall_s": 10.0, "harvested_core_s": 0.0,
-                       "verified": True, "alone_s": 10.0}],
+                       "verified": True, "alone_s": [10.0]}],
             "nice": [{"makespan_s": 11.0, "sim_wall_s": 10.5, "harvested_core_s": 3.0,
-                      "verified": True, "alone_s": 10.0}],
-            # the host ran 10 % slower around this run: its own alone time says so
+                      "verified": True, "alone_s": [10.0]}],
+            # the host ran 10 % slower around these runs: the runs beside them say so, but
+            # for one neighbour of the second, which ran in the host's next state
             "odop_fifo": [{"makespan_s": 12.2, "sim_wall_s": 11.1, "harvested_core_s": 3.0,
-                           "verified": True, "alone_s": 11.0}, {"error": "boom"}]}
+                           "verified": True, "alone_s": [11.0, 11.0]}, {"error": "boom"},
+                          {"makespan_s": 12.2, "sim_wall_s": 11.1, "harvested_core_s": 3.0,
+                           "verified": True, "alone_s": [11.0, 9.0]}]}
     s = summarise(runs)
     assert s["nice"]["sim_slowdown_pct"] == pytest.approx(5.0)
     assert s["odop_fifo"]["sim_slowdown_pct"] == pytest.approx(0.91, abs=0.01)
     assert s["odop_fifo"]["makespan_vs_alone"] == pytest.approx(12.2 / 11.0, abs=1e-4)
-    assert s["odop_fifo"]["runs"] == 1 and s["odop_fifo"]["failed"] == ["boom"]
+    assert s["odop_fifo"]["runs"] == 2 and s["odop_fifo"]["failed"] == ["boom"]
     t = targets("gpu_like", s)["odop_fifo"]
     assert t == {"below_sequential": True, "within_3pct_of_best_background": True,
                  "slowdown_within_2pct": True}
