@@ -59,9 +59,9 @@ MAKESPAN_MARGIN = 0.03
 
 CPU_BOUND_STEPS = 4
 """The CPU-bound scenarios (no io sleep, 4-8 sweeps a step) run this many times the steps:
-3.5-4 s simulations at the defaults. On a shared VM the host's speed swings by 10-20 % over
-seconds to minutes, so a run is compared with the runs of the simulation alone just before
-and after it; the shorter the three, the likelier they share the host's state. Much
+3.5-4 s simulations at the defaults. On a shared VM the host switches between a fast and a
+15-20 % slower state every few runs, so a run is compared with the runs of the simulation
+alone just before and after it; the shorter the three, the likelier they share a state. Much
 shorter, and odop's start-up would dominate: where no core is idle the ranks' first steps
 wait about 0.5 s for odop's daemons to start (docs/benchmarks.md)."""
 
