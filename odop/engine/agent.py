@@ -44,6 +44,8 @@ class Agent:
                  sim_root: int | None = None, interval_s: float = 1.0,
                  endpoint: str | None = None, grace_s: float = 5.0,
                  cores: Sequence[int] | None = None, record: bool = True) -> None:
+        # first: the fork server's start-up (its imports) then overlaps the agent's own
+        self.engine = Engine(paths.root, grace_s=grace_s)
         from odop_obs import Observer, Recorder
 
         self.paths, self.node, self.interval_s = paths, node, interval_s
@@ -53,7 +55,6 @@ class Agent:
         self._discovered: set[int] = set()
         self._next_discovery = 0.0
         self.cores = sorted(cores if cores is not None else os.sched_getaffinity(0))
-        self.engine = Engine(paths.root, grace_s=grace_s)
         sinks = [Recorder(paths.samples, node)] if record else []
         self.observer = Observer.standard(sinks, node=node, interval_s=interval_s)
         for pid in self.sim_pids:
