@@ -44,6 +44,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,23 +144,17 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
     return round(statistics.median(vals), 3) if vals else None
 
 
-def _paired(runs: list[dict[str, Any]], key: str) -> float | None:
-    """Median of ``key`` over each simulation-alone time beside its run (``alone_s``).
+def _beside(runs: list[dict[str, Any]], of: Callable[[dict[str, Any], float], float]
+            ) -> float | None:
+    """Median of ``of(run, alone)`` over every run and each simulation-alone time beside it
+    (``alone_s``).
 
-    Each run gives one ratio per neighbour, not one against their mean: the host here
-    switches between a fast and a 15-20 % slower state every few runs, and at a switch one
-    of the two neighbours still shares the run's state. That ratio lands among the others,
-    the other one in a tail, where the median ignores it."""
-    ratios = [r[key] / a for r in runs for a in r.get("alone_s", [])]
-    return statistics.median(ratios) if ratios else None
-
-
-def _excess(runs: list[dict[str, Any]]) -> float | None:
-    """Median of each run's makespan less each simulation-alone time beside it: what the
-    way adds at the host's speed of the moment. (Not a ratio: the tail barely moves with
-    the host's speed, so a ratio to the loop time would move with it.)"""
-    diffs = [r["makespan_s"] - a for r in runs for a in r.get("alone_s", [])]
-    return statistics.median(diffs) if diffs else None
+    One figure per neighbour, not one against their mean: the host here switches between a
+    fast and a 15-20 % slower state every few runs, and at a switch one of the two
+    neighbours still shares the run's state. Its figure lands among the others, the other
+    one in a tail, where the median ignores it."""
+    vals = [of(r, a) for r in runs for a in r.get("alone_s", [])]
+    return statistics.median(vals) if vals else None
 
 
 def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -170,7 +165,10 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
     out: dict[str, dict[str, Any]] = {}
     for way, rs in ok.items():
         sim = _median(rs, "sim_wall_s")
-        slowdown, excess = _paired(rs, "sim_wall_s"), _excess(rs)
+        slowdown = _beside(rs, lambda r, a: r["sim_wall_s"] / a)
+        # a difference, not a ratio: the tail barely moves with the host's speed, so a
+        # ratio to the loop time would move with it
+        excess = _beside(rs, lambda r, a: r["makespan_s"] - a)
         checked = [r["verified"] for r in rs if r["verified"] is not None]
         out[way] = {
             "makespan_s": _median(rs, "makespan_s"),
