@@ -12,15 +12,23 @@ The public face::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from odop.errors import OdopError, SpecError, SpecErrors, UnknownTaskError
-from odop.phases import checkpoint_dir, phase
-from odop.tasks.registry import task
+from odop.lazy import exports
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from odop.phases import checkpoint_dir as checkpoint_dir
+    from odop.phases import phase as phase
+    from odop.tasks.registry import task as task
+
+# imported on first use: odop's daemons import this package but need neither module
+_LAZY, __getattr__ = exports(__name__, {"tasks.registry": ("task",),
+                                        "phases": ("checkpoint_dir", "phase")})
 
 __version__ = "0.1.0"
-__all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "checkpoint_dir",
-           "phase", "start", "stop", "submit", "task"]
+__all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "start", "stop",
+           "submit", *_LAZY]
 
 
 def start(run_name: str | None = None, task_folder: str | None = None, config: Any = None,
@@ -43,3 +51,4 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     from odop.launch.embedded import stop as _stop
 
     return _stop(timeout_s)
+

@@ -1,13 +1,16 @@
-"""Task declarations: units, specs, the ``@task`` registry, spec folders and triggers."""
+"""Task declarations: units, specs, the ``@task`` registry, spec folders and triggers.
+
+The names below are imported on first use (:mod:`odop.lazy`): the fork server needs only
+``target``, and should not wait for the rest.
+"""
 
 from __future__ import annotations
 
-from odop.tasks.registry import clear, get, register, registered, task
-from odop.tasks.spec import TaskSpec, check_spec, parse_spec
-from odop.tasks.target import TargetError, load_callable
-from odop.tasks.units import parse_cpus, parse_duration, parse_memory
+from odop.lazy import exports
 
-__all__ = [
-    "TargetError", "TaskSpec", "check_spec", "clear", "get", "load_callable", "parse_cpus",
-    "parse_duration", "parse_memory", "parse_spec", "register", "registered", "task",
-]
+__all__, __getattr__ = exports(__name__, {
+    "registry": ("clear", "get", "register", "registered", "task"),
+    "spec": ("TaskSpec", "check_spec", "parse_spec"),
+    "target": ("TargetError", "load_callable"),
+    "units": ("parse_cpus", "parse_duration", "parse_memory"),
+})

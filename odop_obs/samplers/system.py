@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from odop_obs.samplers.base import Sampler
 from odop_obs.samplers.cpustat import CpuTimes, busy_fractions, split_percent
 from odop_obs.samplers.procfs import NodeCounters
@@ -60,11 +58,11 @@ class SystemSampler(Sampler):
         util, iowait = busy_fractions(self._prev, cur)
         self._split = split_percent(self._prev, cur)
         self._prev = cur
-        util = np.round(util, 4)
-        busy = float(util.sum())
+        util = [round(u, 4) for u in util]
+        busy = sum(util)
         return {
             "ids": ids,
-            "util": util.tolist(),
+            "util": util,
             "mean": round(busy / max(len(ids), 1), 4),
             "busy_cores": round(busy, 4),
             "iowait": round(iowait, 4),
