@@ -8,7 +8,7 @@ task (about 0.5 s of CPU per snapshot). Four scenarios on a machine of C cores:
   as an ``io`` phase), like a GPU code holding one core each and leaving the rest idle;
 - ``cpu_spare``: C - 1 CPU-bound ranks, one spare core (like ``all_busy``, 4x the steps);
 - ``phased``:    C ranks alternating compute and io-sleep phases (odop may lend a rank's
-  core during its ``io`` phase);
+  core during its ``io`` phase; 2x the steps);
 - ``all_busy``:  C CPU-bound ranks, no idle core.
 
 Each scenario runs every way of :mod:`compare_runs` (the simulation alone, tasks after it,
@@ -30,7 +30,7 @@ the best background variant (both as ``makespan_paired_s``); odop's simulation s
 
     python benchmarks/compare.py [--json] [--rounds 5] [--steps 500] [--quick]
 
-About 50 minutes with the defaults on a quiet 2-core machine, 3 with ``--quick``.
+About 60 minutes with the defaults on a quiet 2-core machine, 3 with ``--quick``.
 """
 
 from __future__ import annotations
@@ -64,23 +64,34 @@ CPU_BOUND_STEPS = 4
 15-20 % slower state every few runs, so a run is compared with the runs of the simulation
 alone just before and after it; the shorter the three, the likelier they share a state. Much
 shorter, and odop's start-up would dominate: where no core is idle the ranks' first steps
-wait about 0.5 s for odop's daemons to start (docs/benchmarks.md)."""
+wait about 0.4 s for odop's daemons to start (docs/benchmarks.md)."""
+
+PHASED_STEPS = 2
+"""``phased`` runs this many times the steps: 22 s simulations. Its ranks are bound to
+every core, so ``odop.start()`` waits about 0.4 s for odop's daemons to start (to keep
+their start-up out of the steps where no core may be idle): a fixed cost that a run of
+hours does not notice, but 3 % of an 11 s one, which would stand for all of odop's
+margin against the background ways."""
 
 
 def scenarios(cores: int, steps: int) -> list[Scenario]:
     """The four scenarios for a machine of ``cores`` cores: ``steps`` time steps each, times
-    :data:`CPU_BOUND_STEPS` for the CPU-bound ones; 5 snapshots each."""
-    long = steps * CPU_BOUND_STEPS
+    :data:`CPU_BOUND_STEPS` for the CPU-bound ones and :data:`PHASED_STEPS` for ``phased``;
+    5 snapshots each."""
+    long, phased = steps * CPU_BOUND_STEPS, steps * PHASED_STEPS
     return [
         Scenario("gpu_like", max(1, cores // 4), 1, 0.02, steps, max(1, steps // 5),
                  "ranks wait most of the time (io-sleep 20 ms per step); most cores idle"),
         Scenario("cpu_spare", max(1, cores - 1), 4, 0.0, long, max(1, long // 5),
                  "CPU-bound ranks on all cores but one"),
-        Scenario("phased", cores, 4, 0.02, steps, max(1, steps // 5),
+        Scenario("phased", cores, 4, 0.02, phased, max(1, phased // 5),
                  "a rank per core, compute then a 20 ms io phase every step"),
         Scenario("all_busy", cores, 8, 0.0, long, max(1, long // 5),
                  "CPU-bound ranks on every core: no idle core"),
     ]
+
+
+SCENARIO_NAMES = tuple(sc.name for sc in scenarios(1, 1))
 
 
 def round_order(ways: list[str], r: int) -> list[str]:
@@ -262,13 +273,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="1 round of shorter simulations")
     ap.add_argument("--steps", type=int, default=None,
                     help="time steps per simulation (default 500, quick 60; "
-                         f"x{CPU_BOUND_STEPS} for the CPU-bound scenarios)")
-    ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # scenarios, comma list
-    ap.add_argument("--ways", default=None, help=argparse.SUPPRESS)  # ways, comma list
+                         f"x{CPU_BOUND_STEPS} for the CPU-bound scenarios, "
+                         f"x{PHASED_STEPS} for phased)")
+    ap.add_argument("--only", default=None, metavar="SCENARIOS",
+                    help="comma list of scenarios to run (default all: "
+                         f"{','.join(SCENARIO_NAMES)})")
+    ap.add_argument("--ways", default=None, metavar="WAYS",
+                    help=f"comma list of ways to run (default all: {','.join(WAYS)})")
     ap.add_argument("--keep", action="store_true", help="keep the ODOP_HOME with the run DBs")
     ap.add_argument("--run-timeout", type=float, default=None,
                     help="seconds before one run counts as failed (default 240)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for opt, allowed in (("only", SCENARIO_NAMES), ("ways", WAYS)):
+        picked = getattr(args, opt)
+        unknown = [x for x in (picked or "").split(",") if x not in allowed] if picked else []
+        if unknown:
+            ap.error(f"--{opt}: unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
