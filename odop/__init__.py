@@ -51,4 +51,3 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     from odop.launch.embedded import stop as _stop
 
     return _stop(timeout_s)
-
