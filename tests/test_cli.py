@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
+import pytest
+
+from odop.cli.argtypes import positive_int, positive_seconds, seconds
 from odop.cli.completion import script
 from odop.cli.main import COMMANDS, build_parser, main
 from tests.conftest import child_env
@@ -32,3 +36,27 @@ def test_piping_into_a_closed_reader_is_quiet(odop_home) -> None:  # type: ignor
     proc = subprocess.run(f"{sys.executable} -m odop completion bash | head -c 10",
                           shell=True, capture_output=True, text=True, env=child_env())
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--io-sleep", "-1"], "argument --io-sleep: '-1' must be a number of seconds >= 0"),
+    (["demo", "--steps", "0"], "argument --steps: '0' must be an integer >= 1"),
+    (["demo", "--ranks", "two"], "argument --ranks: 'two' must be an integer >= 1"),
+    (["watch", "latest", "--interval", "nan"], "'nan' must be a number of seconds > 0"),
+    (["submit", "--run", "r", "--timeout", "-5", "t"], "'-5' must be a number of seconds >= 0"),
+])
+def test_bad_option_values_are_refused_by_the_parser(capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_option_value_types() -> None:
+    assert positive_int("3") == 3
+    assert seconds("0") == 0.0 and seconds("1.5") == 1.5
+    assert positive_seconds("0.25") == 0.25
+    for bad, parse in [("0", positive_int), ("1.5", positive_int), ("-1", seconds),
+                       ("inf", seconds), ("0", positive_seconds), ("x", positive_seconds)]:
+        with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
+            parse(bad)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from odop.cli.argtypes import positive_seconds, seconds
 from odop.config import load_config
 from odop.engine.spawn import keep_off
 from odop.errors import OdopError
@@ -26,9 +27,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sim-pids", default="", help="comma-separated pids of this node's ranks")
     p.add_argument("--sim-root", type=int, help="pid whose descendants are the simulation")
     p.add_argument("--cores", help="comma-separated cores this agent may use (default: all)")
-    p.add_argument("--interval", type=float, default=None, help="seconds between samples")
+    p.add_argument("--interval", type=positive_seconds, default=None,
+                   help="seconds between samples")
     p.add_argument("--connect", help="scheduler endpoint (default: discovered from the run)")
-    p.add_argument("--wait", type=float, default=60.0,
+    p.add_argument("--wait", type=seconds, default=60.0,
                    help="seconds to wait for the run and its scheduler to appear")
     p.add_argument("--config", help="odop config file (TOML)")
     p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)

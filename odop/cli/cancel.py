@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from odop.cli.argtypes import seconds
 from odop.cli.common import add_run, run_paths
 from odop.errors import OdopError
 from odop.launch.client import Client
@@ -15,7 +16,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("cancel", help="cancel an execution of a running run")
     p.add_argument("execution", help="execution id (a unique prefix is enough)")
     add_run(p, positional=False)
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=seconds, default=5.0)
     p.set_defaults(func=run)
 
 

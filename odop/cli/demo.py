@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from odop.cli.argtypes import positive_int, seconds
 from odop.cli.common import print_json
 from odop.cli.progress import ProgressBar
 from odop.config import load_config
@@ -28,13 +29,13 @@ from odop.paths import new_run_name, runs_folder
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the bundled heat simulation with in-situ tasks")
-    p.add_argument("--ranks", type=int, default=None,
+    p.add_argument("--ranks", type=positive_int, default=None,
                    help="MPI ranks (default: half the cores, at least 1)")
-    p.add_argument("--steps", type=int, default=400, help="time steps")
-    p.add_argument("--every", type=int, default=40, help="steps between snapshots")
-    p.add_argument("--size", type=int, default=512, help="grid is SIZE x SIZE")
-    p.add_argument("--compute-scale", type=int, default=2, help="work per step")
-    p.add_argument("--io-sleep", type=float, default=0.01,
+    p.add_argument("--steps", type=positive_int, default=400, help="time steps")
+    p.add_argument("--every", type=positive_int, default=40, help="steps between snapshots")
+    p.add_argument("--size", type=positive_int, default=512, help="grid is SIZE x SIZE")
+    p.add_argument("--compute-scale", type=positive_int, default=2, help="work per step")
+    p.add_argument("--io-sleep", type=seconds, default=0.01,
                    help="seconds each rank waits per step, marked as an idle phase (as a "
                         "GPU code waits for its kernels; default 0.01)")
     p.add_argument("--run", help="run name (default: a new time-stamped name)")

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from odop.cli.argtypes import seconds
 from odop.cli.common import add_json, add_run, print_json, run_paths
 from odop.errors import OdopError
 from odop.launch.client import Client
@@ -19,7 +20,7 @@ def add_parser(sub: Any) -> None:
                    help="task arguments; values are JSON when they parse as JSON, else strings")
     add_run(p, positional=False)
     add_json(p)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the scheduler")
+    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for the scheduler")
     p.set_defaults(func=run)
 
 

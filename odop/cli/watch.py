@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from odop.cli.argtypes import positive_seconds
 from odop.cli.common import add_run, run_paths, table
 from odop.report.live import LiveRun, RunningTask, Snapshot
 
@@ -24,7 +25,8 @@ BAR = 16
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("watch", help="live view of a run: queue, running tasks, idle cores, power")
     add_run(p)
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--interval", type=positive_seconds, default=1.0,
+                   help="seconds between refreshes")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.add_argument("--follow", action="store_true", help="keep going after the run has ended")
     p.set_defaults(func=run)

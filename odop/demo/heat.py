@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from odop.cli.argtypes import positive_int, seconds
 from odop.demo import layout
 from odop.demo.runtime import MODES, Runtime, make_runtime
 from odop.demo.solver import Block, advance, gather, make_block
@@ -54,33 +55,19 @@ class Params:
     io_sleep: float = 0.0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds >= 0")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[Params, bool]:
     """The run's parameters and whether to print JSON."""
     p = argparse.ArgumentParser(prog="python -m odop.demo.heat", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (snapshots and task outputs)")
-    p.add_argument("--nx", type=_positive, default=512, help="grid columns")
-    p.add_argument("--ny", type=_positive, default=512, help="grid rows (split over ranks)")
-    p.add_argument("--steps", type=_positive, default=200, help="time steps")
-    p.add_argument("--every", type=_positive, default=20, help="steps between snapshots")
+    p.add_argument("--nx", type=positive_int, default=512, help="grid columns")
+    p.add_argument("--ny", type=positive_int, default=512, help="grid rows (split over ranks)")
+    p.add_argument("--steps", type=positive_int, default=200, help="time steps")
+    p.add_argument("--every", type=positive_int, default=20, help="steps between snapshots")
     p.add_argument("--mode", choices=MODES, default="after", help="how tasks run")
     p.add_argument("--run", default=None, help="odop run name (mode odop)")
     p.add_argument("--config", default=None, help="odop config file (mode odop)")
-    p.add_argument("--compute-scale", type=_positive, default=1, help="stencil sweeps per step")
-    p.add_argument("--io-sleep", type=_seconds, default=0.0, help="idle seconds per step")
+    p.add_argument("--compute-scale", type=positive_int, default=1, help="stencil sweeps per step")
+    p.add_argument("--io-sleep", type=seconds, default=0.0, help="idle seconds per step")
     p.add_argument("--json", action="store_true", help="rank 0 prints one JSON line")
     a = p.parse_args(argv)
     as_json = a.json
