@@ -48,6 +48,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from odop.cli.argtypes import names_from, positive_int, positive_seconds
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_runs  # noqa: E402
@@ -269,27 +271,23 @@ def _holds(all_targets: dict[str, Any]) -> bool:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 1)")
+    ap.add_argument("--rounds", type=positive_int, default=None,
+                    help="rounds (default 5, quick 1)")
     ap.add_argument("--quick", action="store_true", help="1 round of shorter simulations")
-    ap.add_argument("--steps", type=int, default=None,
+    ap.add_argument("--steps", type=positive_int, default=None,
                     help="time steps per simulation (default 500, quick 60; "
                          f"x{CPU_BOUND_STEPS} for the CPU-bound scenarios, "
                          f"x{PHASED_STEPS} for phased)")
-    ap.add_argument("--only", default=None, metavar="SCENARIOS",
+    ap.add_argument("--only", type=names_from(SCENARIO_NAMES), default=list(SCENARIO_NAMES),
+                    metavar="SCENARIOS",
                     help="comma list of scenarios to run (default all: "
                          f"{','.join(SCENARIO_NAMES)})")
-    ap.add_argument("--ways", default=None, metavar="WAYS",
+    ap.add_argument("--ways", type=names_from(WAYS), default=list(WAYS), metavar="WAYS",
                     help=f"comma list of ways to run (default all: {','.join(WAYS)})")
     ap.add_argument("--keep", action="store_true", help="keep the ODOP_HOME with the run DBs")
-    ap.add_argument("--run-timeout", type=float, default=None,
+    ap.add_argument("--run-timeout", type=positive_seconds, default=None,
                     help="seconds before one run counts as failed (default 240)")
-    args = ap.parse_args(argv)
-    for opt, allowed in (("only", SCENARIO_NAMES), ("ways", WAYS)):
-        picked = getattr(args, opt)
-        unknown = [x for x in (picked or "").split(",") if x not in allowed] if picked else []
-        if unknown:
-            ap.error(f"--{opt}: unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    return args
+    return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,14 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_timeout:
         compare_runs.RUN_TIMEOUT_S = args.run_timeout
     info = machine()
-    scs = scenarios(info["cores"], steps)
-    if args.only:
-        scs = [sc for sc in scs if sc.name in args.only.split(",")]
-    ways = args.ways.split(",") if args.ways else list(WAYS)
+    scs = [sc for sc in scenarios(info["cores"], steps) if sc.name in args.only]
     home = Path(tempfile.mkdtemp(prefix="odop-compare-"))
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
-        raw = run_rounds(scs, ways, rounds, home, lambda m: print(m, file=sys.stderr, flush=True))
+        raw = run_rounds(scs, args.ways, rounds, home,
+                         lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         if args.keep:
             print(f"kept {home}", file=sys.stderr)

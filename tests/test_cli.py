@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from odop.cli.argtypes import positive_int, positive_seconds, seconds
+from odop.cli.argtypes import names_from, positive_int, positive_seconds, seconds
 from odop.cli.completion import script
 from odop.cli.main import COMMANDS, build_parser, main
 from tests.conftest import child_env
@@ -59,4 +59,12 @@ def test_option_value_types() -> None:
     for bad, parse in [("0", positive_int), ("1.5", positive_int), ("-1", seconds),
                        ("inf", seconds), ("0", positive_seconds), ("x", positive_seconds)]:
         with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
+            parse(bad)
+
+
+def test_names_from_takes_a_comma_list_of_allowed_names() -> None:
+    parse = names_from(("a", "b"))
+    assert parse("b,a") == ["b", "a"]
+    for bad in ("a,c", ",", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="allowed: a, b"):
             parse(bad)

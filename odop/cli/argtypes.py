@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def positive_int(text: str) -> int:
@@ -36,3 +36,17 @@ def _seconds(text: str, ok: Callable[[float], bool], bound: str) -> float:
     if not (math.isfinite(value) and ok(value)):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds {bound}")
     return value
+
+
+def names_from(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    """A type for a comma-separated list of names out of ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        names = [x for x in text.split(",") if x]
+        unknown = [x for x in names if x not in allowed] or ([] if names else [repr(text)])
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        return names
+
+    return parse
