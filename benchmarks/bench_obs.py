@@ -24,7 +24,7 @@ from typing import Any
 
 from odop_obs import Observer
 from odop_obs.fakes import FakeGpu, FakeNvml
-from odop_obs.samplers.cpustat import CpuTimes, busy_fractions
+from odop_obs.samplers.cpustat import CpuTimes, core_shares
 
 
 def _tick_cpu(obs: Observer, ticks: int) -> list[float]:
@@ -74,7 +74,7 @@ def _stat_case(cores: int, ticks: int) -> dict[str, Any]:
     start = time.thread_time()
     for _ in range(ticks):
         _, cur = times.read()
-        busy_fractions(prev, cur)
+        core_shares(prev, cur)
     cost = (time.thread_time() - start) / ticks
     times.close()
     os.unlink(f.name)

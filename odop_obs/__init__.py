@@ -6,8 +6,7 @@ Standalone: imports nothing from ``odop``. Run it inside the node agent
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from odop_obs.arrays import load_arrays
 from odop_obs.errors import ObsConfigError, ObsError, SampleError, UnknownProcessError
 from odop_obs.observer import Observer, Sink
 from odop_obs.publisher import Publisher
@@ -16,9 +15,6 @@ from odop_obs.recorder import Recorder
 from odop_obs.samplers import GpuSampler, PowerSampler, ProcessSampler, Sampler, SystemSampler
 from odop_obs.schema import SCHEMA_VERSION, TOPIC_PREFIX, topic_for, validate_sample
 from odop_obs.subscriber import Subscriber
-
-if TYPE_CHECKING:
-    from odop_obs.arrays import load_arrays
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -42,12 +38,3 @@ __all__ = [
     "topic_for",
     "validate_sample",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``load_arrays`` on first use: it needs numpy, which the agent does not."""
-    if name == "load_arrays":
-        from odop_obs.arrays import load_arrays
-
-        return load_arrays
-    raise AttributeError(f"module 'odop_obs' has no attribute {name!r}")

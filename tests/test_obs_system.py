@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from odop_obs.samplers.cpustat import CpuTimes, busy_fractions
+from odop_obs.samplers.cpustat import CpuTimes, core_shares
 from odop_obs.samplers.system import SystemSampler
 
 STAT = """cpu  {agg}
@@ -24,25 +25,27 @@ def test_proc_stat_parse_and_fractions(tmp_path: Path) -> None:
     _write(stat, "100 0 0 900 0 0 0 0 0 0", "0 0 0 1000 0 0 0 0 0 0")
     times = CpuTimes(str(stat))
     ids, first = times.read()
-    assert ids == [0, 2] and [len(row) for row in first] == [8, 8]
+    assert ids == [0, 2] and first.shape == (2, 8)
     # core 0: 75 busy of 100 ticks; core 2: 50 iowait, 50 idle -> not busy
     _write(stat, "150 0 25 925 0 0 0 0 0 0", "0 0 0 1050 50 0 0 0 0 0")
     _, second = times.read()
-    util, iowait = busy_fractions(first, second)
-    assert util == pytest.approx([0.75, 0.0])
+    util, iowait, split = core_shares(first, second)
+    assert util.tolist() == pytest.approx([0.75, 0.0])
     assert iowait == pytest.approx(50 / 200)
+    assert split == {"per_core": [75.0, 0.0], "user": [50.0, 0.0], "system": [25.0, 0.0],
+                     "iowait": [0.0, 50.0], "steal": [0.0, 0.0]}
     times.close()
 
 
 def test_no_elapsed_ticks_is_idle() -> None:
-    same = [(1,) * 8] * 3
-    util, iowait = busy_fractions(same, same)
-    assert util == [0.0, 0.0, 0.0] and iowait == 0.0
+    same = np.ones((3, 8), dtype=np.int64)
+    util, iowait, _ = core_shares(same, same)
+    assert util.tolist() == [0.0, 0.0, 0.0] and iowait == 0.0
 
 
 def test_psutil_fallback_when_proc_stat_is_absent(tmp_path: Path) -> None:
     ids, times = CpuTimes(str(tmp_path / "missing")).read()
-    assert len(ids) == len(times) >= 1 and {len(row) for row in times} == {8}
+    assert len(ids) == times.shape[0] >= 1 and times.shape[1] == 8
 
 
 def test_system_section_on_this_machine() -> None:

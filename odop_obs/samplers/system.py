@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from odop_obs.samplers.base import Sampler
-from odop_obs.samplers.cpustat import CpuTimes, busy_fractions, split_percent
+from odop_obs.samplers.cpustat import CpuTimes, core_shares
 from odop_obs.samplers.procfs import NodeCounters
 
 _IO_KEYS = ("disk_read", "disk_write", "net_recv", "net_sent")
@@ -55,14 +57,13 @@ class SystemSampler(Sampler):
         ids, cur = self._times.read()
         if ids != self._ids:  # a core went on/offline: restart the deltas
             self._ids, self._prev = ids, cur
-        util, iowait = busy_fractions(self._prev, cur)
-        self._split = split_percent(self._prev, cur)
+        util, iowait, self._split = core_shares(self._prev, cur)
         self._prev = cur
-        util = [round(u, 4) for u in util]
-        busy = sum(util)
+        util = np.round(util, 4)
+        busy = float(util.sum())
         return {
             "ids": ids,
-            "util": util,
+            "util": util.tolist(),
             "mean": round(busy / max(len(ids), 1), 4),
             "busy_cores": round(busy, 4),
             "iowait": round(iowait, 4),
