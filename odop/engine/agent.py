@@ -114,7 +114,11 @@ class Agent:
             if not self._ready and self.engine.warmed_up():
                 self._ready = True  # sampled once (just above) and can fork tasks
                 claim_agent(self.paths, self.node, os.getpid(), ready=True)
+        running, t0 = len(self.engine.tasks), time.monotonic()
         self._report(self.engine.stop_all(self.exit_reason))
+        if running:
+            log.warning("%s: stopped %d task(s) in %.2f s", self.exit_reason, running,
+                        time.monotonic() - t0)
         self.observer.close()
         self.sock.close()
         return self.exit_reason

@@ -69,6 +69,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         """node -> pid of its agent, for the components table."""
         self.invalid = 0
         self.running = True
+        self.terminated = False
+        """SIGTERM arrived: the loop aborts at its next turn (within 0.2 s)."""
         self.dirty = True
         self.triggers = TriggerSet(str(paths.db))
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
@@ -108,12 +110,17 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self._abort("scheduler received SIGTERM"))
+        # the handler only takes note: the parent's death signal can come more than once (as
+        # its threads exit one by one), and an abort must never run inside another one
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         self.store.set_meta("scheduler_started", time.time())
         self.energy.start()
         next_check = time.monotonic()
         while self.running:
             self._wait_for_events()
+            if self.terminated:
+                self._abort("scheduler received SIGTERM")
+                break
             if self.dirty or self._holds_due():
                 self.dirty = False
                 self.preemption.resume_paused()
@@ -132,6 +139,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.sock.close()
         self.store.close()
         self.profiles.close()
+
+    def _on_sigterm(self, *_: Any) -> None:
+        self.terminated = True
 
     def _holds_due(self) -> bool:
         due = self.holds.next_due()

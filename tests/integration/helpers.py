@@ -95,14 +95,32 @@ def odop_pids(run_dir: Path) -> list[int]:
     return pids + [e["pid"] for e in executions(run_dir) if e["pid"]]
 
 
-def wait_gone(pids: list[int], timeout_s: float) -> list[int]:
+def wait_gone(pids: list[int], timeout_s: float) -> list[str]:
+    """Wait until every pid has exited; returns the survivors, each described."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         alive = [p for p in pids if pid_alive(p)]
         if not alive:
             return []
         time.sleep(0.1)
-    return [p for p in pids if pid_alive(p)]
+    return [describe(p) for p in pids if pid_alive(p)]
+
+
+def describe(pid: int) -> str:
+    """``pid`` with its command line, state and where it waits in the kernel."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"{pid} ({exc})"
+    return f"{pid} [{state} in {wchan or '-'}] {cmd.strip()[:200]}"
+
+
+def log_tails(run_dir: Path, lines: int = 15) -> str:
+    """The last lines of each of the run's logs, for an assertion's message."""
+    return "\n".join(f"== {log.name}\n" + "\n".join(log.read_text().splitlines()[-lines:])
+                     for log in sorted((run_dir / "logs").glob("*.log")))
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:

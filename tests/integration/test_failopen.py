@@ -12,8 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from odop.launch.client import Client
+from odop.paths import RunPaths
+from odop.protocol import MsgType
+from odop.store.executions import RunStore
+from odop.tasks.spec import parse_spec
 from tests.conftest import child_env
-from tests.integration.helpers import executions, odop_pids, wait_for, wait_gone, write_sim
+from tests.integration.helpers import (
+    executions,
+    log_tails,
+    odop_pids,
+    wait_for,
+    wait_gone,
+    write_sim,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +50,7 @@ def test_sigkilled_simulation_takes_odop_and_tasks_with_it(tmp_path: Path,
     assert len(pids) >= 3
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
-    assert wait_gone(pids, 8.0) == []
+    assert not (left := wait_gone(pids, 8.0)), (left, log_tails(run_dir))
     states = {e["state"] for e in executions(run_dir)}
     assert states <= {"cancelled", "failed", "queued"}
 
@@ -49,4 +61,33 @@ def test_exit_without_stop_is_not_held_up(tmp_path: Path, odop_home: Path) -> No
     pids = odop_pids(run_dir)
     assert proc.wait(10) == 0
     assert time.monotonic() - t0 < 30
-    assert wait_gone(pids, 8.0) == []
+    assert not (left := wait_gone(pids, 8.0)), (left, log_tails(run_dir))
+
+
+def test_scheduler_signalled_twice_aborts_once(tmp_path: Path, odop_home: Path) -> None:
+    """A parent's death signal can come more than once; the abort runs once, to the end."""
+    (tmp_path / "waits.py").write_text("def wait():\n    pass\n")
+    paths = RunPaths(odop_home / "runs" / "twice").create()
+    RunStore(paths.db).close()
+    log = tmp_path / "scheduler.log"
+    with log.open("wb") as out:
+        sched = subprocess.Popen([sys.executable, "-m", "odop", "scheduler", "--run", "twice"],
+                                 env=child_env(ODOP_HOME=str(odop_home)), stdout=out,
+                                 stderr=subprocess.STDOUT)
+    client = Client(paths.scheduler_endpoint)
+    try:
+        spec = parse_spec({"name": "wait", "function": f"{tmp_path}/waits.py:wait"},
+                          source="test")
+        client.send(MsgType.DECLARE, track=True, tasks=[spec.to_dict()])
+        for i in range(3):  # no agent: they stay queued
+            client.submit(f"e{i}", "wait", {})
+        assert client.flush(20)
+        sched.send_signal(signal.SIGTERM)
+        time.sleep(0.01)  # apart: two at once are one to Python
+        sched.send_signal(signal.SIGTERM)
+        assert sched.wait(20) == 0, log.read_text()
+    finally:
+        client.close()
+        sched.kill()
+    assert log.read_text().count("aborting") == 1, log.read_text()
+    assert {e["state"] for e in executions(paths.root)} == {"cancelled"}
