@@ -1,4 +1,4 @@
-"""Levels, thresholds, concurrency scaling, elastic advice and the power-cap controller."""
+"""Levels, thresholds, concurrency scaling and the power-cap controller."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from odop.energy.forecast import Forecast
 from odop.energy.policy import (
     CarbonLevel,
     ConcurrencyScaler,
-    ElasticAdvisor,
     LevelClassifier,
     PriorityThresholds,
 )
@@ -35,17 +34,12 @@ def test_priority_thresholds():
 
 def test_concurrency_scaling_defaults_and_config():
     sc = ConcurrencyScaler()
-    assert [sc.limit(8, lv) for lv in CarbonLevel] == [16, 12, 8, 4, 2]
+    assert [sc.limit(8, lv) for lv in CarbonLevel] == [8, 8, 8, 4, 2]
     assert sc.limit(2, CarbonLevel.VERY_HIGH) == 1  # min_slots
+    assert sc.limit(0, CarbonLevel.VERY_HIGH) == 0  # never more than there is
     assert ConcurrencyScaler({CarbonLevel.HIGH: 0.0}, min_slots=0).limit(8, CarbonLevel.HIGH) == 0
-
-
-def test_elastic_extra_cores():
-    adv = ElasticAdvisor(reserve_cores=2)
-    assert adv.extra_cores(10, CarbonLevel.VERY_LOW, 4, 16) == 8
-    assert adv.extra_cores(10, CarbonLevel.LOW, 4, 16) == 4
-    assert adv.extra_cores(10, CarbonLevel.VERY_LOW, 4, 6) == 2
-    assert adv.extra_cores(10, CarbonLevel.MODERATE, 4, 16) == 0
+    with pytest.raises(EnergyConfigError, match="between 0 and 1"):
+        ConcurrencyScaler({CarbonLevel.LOW: 1.5}).limit(8, CarbonLevel.LOW)
 
 
 def tasks(paused: set[str] = frozenset()) -> list[CapTask]:

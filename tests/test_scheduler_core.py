@@ -377,3 +377,20 @@ def test_every_bound_core_shared_is_not_mistaken_for_unbound_ranks() -> None:
     for _ in range(2):
         n.update(view, sim_alive=True)
     assert n.free(sim_running=True, threshold=0.5) == [0, 1]
+
+
+def test_core_limit_caps_the_cores_held_and_narrows_elastic_grants() -> None:
+    d = decider()
+    d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 4.0, "max_runs": None}
+    d.add_node(node("a", 8))
+    d.core_limit = lambda capacity: capacity // 4  # a very dirty grid: a quarter
+    d.enqueue(Pending("w", "wide", {}, 0.0))
+    for i in range(1, 4):
+        d.enqueue(pend(i))
+    placed = d.cycle(0.0)
+    assert [(p.pending.execution, len(p.cores)) for p in placed] == [("w", 2)]
+    assert d.granted == 2 and d.cycle(1.0) == []  # held + free = 8: the limit is 2
+    d.core_limit = None  # clean again: every free core
+    assert len(d.cycle(2.0)) == 3 and d.granted == 5
+    d.release("w")
+    assert d.granted == 3

@@ -113,16 +113,16 @@ def test_thresholds_per_priority_and_per_task(policy):
 
 
 def test_concurrency_scales_with_level(tmp_path, policy):
-    assert policy.concurrency(8, now=T0 + 5 * H) == 16  # in the dip: very low
-    assert policy.concurrency(8, now=T0 + 10 * H) == 2  # very high
+    assert policy.concurrency(8, now=T0 + 5 * H) == 8  # in the dip: very low, every core
+    assert policy.concurrency(8, now=T0 + 10 * H) == 2  # very high: a quarter
+    assert policy.concurrency(8, now=T0 + 10 * H, sim_running=False) == 8  # the drain
     flat = EnergyPolicy.from_config({"carbon": 300})
     assert flat.concurrency(8, now=T0) == 8  # no signal to follow: unchanged
     custom = EnergyPolicy.from_config({"provider": "replay", "file": replay(tmp_path),
-                                       "concurrency": {"very_high": 0.5}})
+                                       "concurrency": {"very_high": 0.5, "very_low": 0.75}})
     assert custom.concurrency(8, now=T0 + 10 * H) == 4
-    assert custom.concurrency(8, now=T0 + 5 * H) == 16  # the other defaults kept
-    assert policy.elastic_cores(10, 2, 8, now=T0 + 5 * H) == 6
-    assert policy.elastic_cores(10, 2, 8, now=T0 + 10 * H) == 0
+    assert custom.concurrency(8, now=T0 + 5 * H) == 6
+    assert custom.concurrency(8, now=T0 + 7 * H) == 4  # high: the default half kept
 
 
 def cap_tasks(paused: set[str] = frozenset()) -> list[CapTask]:
@@ -200,6 +200,7 @@ def test_unreachable_provider_degrades_to_static(monkeypatch):
     ({"priority_thresholds": {"0": "greenish"}}, "priority_thresholds.0"),
     ({"priority_thresholds": {"urgent": "low"}}, "priority 'urgent' must be an integer"),
     ({"concurrency": {"high": -1}}, "concurrency.high"),
+    ({"concurrency": {"low": 1.5}}, "concurrency.low = 1.5 must be a share between 0 and 1"),
     ({"level_quantiles": [0.5, 0.2, 0.6, 0.8]}, "4 ascending numbers"),
     ({"horizon_s": "two days"}, "horizon_s"),
 ])

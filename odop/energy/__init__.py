@@ -25,8 +25,7 @@ __all__, __getattr__ = exports(__name__, {
         "window_costs",
     ),
     "policy": (
-        "CarbonLevel", "ConcurrencyScaler", "ElasticAdvisor", "LevelClassifier",
-        "PriorityThresholds",
+        "CarbonLevel", "ConcurrencyScaler", "LevelClassifier", "PriorityThresholds",
     ),
     "powercap": ("CapDecision", "CapTask", "PowerCapController"),
     "settings": ("EnergySettings", "make_provider", "parse_settings"),

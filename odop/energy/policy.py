@@ -81,40 +81,22 @@ class PriorityThresholds:
         return level <= self.threshold(priority)
 
 
-DEFAULT_SCALING = {CarbonLevel.VERY_LOW: 2.0, CarbonLevel.LOW: 1.5, CarbonLevel.MODERATE: 1.0,
+DEFAULT_SCALING = {CarbonLevel.VERY_LOW: 1.0, CarbonLevel.LOW: 1.0, CarbonLevel.MODERATE: 1.0,
                    CarbonLevel.HIGH: 0.5, CarbonLevel.VERY_HIGH: 0.25}
 
 
 @dataclass(frozen=True)
 class ConcurrencyScaler:
-    """Concurrent-task limit scaled by level: floor(base x factor), at least ``min_slots``."""
+    """How much of what odop could use it may use at a level: floor(base x factor), at
+    least ``min_slots`` and never more than ``base``. Factors are shares, in [0, 1]."""
 
     factors: Mapping[CarbonLevel, float] = field(default_factory=lambda: dict(DEFAULT_SCALING))
     min_slots: int = 1
 
     def limit(self, base: int, level: CarbonLevel) -> int:
-        """Tasks allowed at once at ``level`` when ``base`` are allowed at 'moderate'."""
+        """Of ``base`` (cores, tasks), how many may be used at once at ``level``."""
         factor = self.factors.get(level, 1.0)
-        if factor < 0:
-            raise EnergyConfigError(f"concurrency factor for {level.name} = {factor}; must be >= 0")
-        return max(self.min_slots, math.floor(base * factor + 1e-9))
-
-
-@dataclass(frozen=True)
-class ElasticAdvisor:
-    """Extra cores an elastic task may take when cores sit idle and the grid is clean.
-
-    At ``VERY_LOW`` it may take ``shares[VERY_LOW]`` of the idle cores beyond
-    ``reserve_cores``, at ``LOW`` ``shares[LOW]``; above, none. Never past ``max_cores``.
-    """
-
-    shares: Mapping[CarbonLevel, float] = field(default_factory=lambda: {
-        CarbonLevel.VERY_LOW: 1.0, CarbonLevel.LOW: 0.5})
-    reserve_cores: int = 0
-
-    def extra_cores(self, idle_cores: int, level: CarbonLevel, current_cores: int,
-                    max_cores: int) -> int:
-        """Cores (>= 0) to add to a task running on ``current_cores``."""
-        share = self.shares.get(level, 0.0)
-        spare = max(0, idle_cores - self.reserve_cores)
-        return max(0, min(math.floor(spare * share), max_cores - current_cores))
+        if not 0 <= factor <= 1:
+            raise EnergyConfigError(f"concurrency factor for {level.name} = {factor}; "
+                                    "must be a share between 0 and 1")
+        return min(base, max(self.min_slots, math.floor(base * factor + 1e-9)))

@@ -53,10 +53,6 @@ def _default_thresholds() -> dict[int, CarbonLevel]:
     return {0: CarbonLevel.MODERATE, 5: CarbonLevel.HIGH, 10: CarbonLevel.VERY_HIGH}
 
 
-def _default_shares() -> dict[CarbonLevel, float]:
-    return {CarbonLevel.VERY_LOW: 1.0, CarbonLevel.LOW: 0.5}
-
-
 @dataclass(frozen=True)
 class EnergySettings:
     """The validated [energy] section. Units: s, W, gCO2/kWh, currency/MWh, cores."""
@@ -89,8 +85,6 @@ class EnergySettings:
     resume_w: float | None = None  # default 0.9 x the cap
     min_runtime_s: float = 30.0
     cap_settle_s: float = 5.0  # no further cap action on a node this long after one
-    elastic_shares: dict[CarbonLevel, float] = field(default_factory=_default_shares)
-    elastic_reserve_cores: int = 0
     watts_per_core: float = 10.0  # energy estimate when none is known: W per granted core
     hold_after_sim: bool = False  # keep holding tasks once the simulation has ended
 
@@ -210,10 +204,15 @@ def _thresholds(key: str, value: object) -> dict[int, CarbonLevel]:
     return out
 
 
-def _level_map(key: str, value: object) -> dict[CarbonLevel, float]:
-    number = _number()
-    return {parse_level(lv, f"{key}.{lv}"): float(number(f"{key}.{lv}", v))
-            for lv, v in _table(key, value).items()}
+def _level_shares(key: str, value: object) -> dict[CarbonLevel, float]:
+    out = {}
+    for lv, v in _table(key, value).items():
+        share = _number()(f"{key}.{lv}", v)
+        if share > 1:
+            raise EnergyConfigError(f"[energy] {key}.{lv} = {v!r} must be a share between 0 "
+                                    "and 1 (of the free cores odop may use at that level)")
+        out[parse_level(lv, f"{key}.{lv}")] = share
+    return out
 
 
 def _quantiles(key: str, value: object) -> tuple[float, ...]:
@@ -245,10 +244,10 @@ _PARSERS: dict[str, Any] = {
     "timeout_s": _number(0.0, strict=True), "horizon_s": _number(0.0, strict=True),
     "check_s": _number(), "plans_per_cycle": _positive_count,
     "priority_thresholds": _thresholds, "threshold_default": _level,
-    "concurrency": _level_map, "min_slots": _count, "level_quantiles": _quantiles,
+    "concurrency": _level_shares, "min_slots": _count, "level_quantiles": _quantiles,
     "power_cap_w": _caps, "resume_w": _number(0.0, strict=True, optional=True),
-    "min_runtime_s": _number(), "cap_settle_s": _number(), "elastic_shares": _level_map,
-    "elastic_reserve_cores": _count, "watts_per_core": _number(), "hold_after_sim": _flag,
+    "min_runtime_s": _number(), "cap_settle_s": _number(), "watts_per_core": _number(),
+    "hold_after_sim": _flag,
 }
 assert set(_PARSERS) == set(KEYS), set(KEYS) ^ set(_PARSERS)
 

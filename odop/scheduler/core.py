@@ -90,6 +90,11 @@ class Decider:
         """execution -> (task, node, cores) for placed, running and paused executions."""
         self.per_task: Counter[str] = Counter()
         self.specs: dict[str, dict[str, Any]] = {}
+        self.granted = 0
+        """Cores held by active executions, all nodes together."""
+        self.core_limit: Callable[[int], int] | None = None
+        """Given the cores odop could hold now (held + free), how many it may hold (the
+        energy policy's concurrency); None: all of them."""
 
     @property
     def sim_running(self) -> bool:
@@ -128,8 +133,10 @@ class Decider:
     def activate(self, execution: str, task: str, node: str, cores: list[int]) -> None:
         """Record an execution holding ``cores`` on ``node`` (also after a restart)."""
         self.pending.pop(execution, None)
+        self.release(execution)  # a grant recorded again replaces the old one
         self.active[execution] = (task, node, list(cores))
         self.per_task[task] += 1
+        self.granted += len(cores)
         if node in self.nodes:
             self.nodes[node].grant(cores, execution)
 
@@ -138,8 +145,9 @@ class Decider:
         held = self.active.pop(execution, None)
         if held is None:
             return None
-        task, node, _ = held
+        task, node, cores = held
         self.per_task[task] -= 1
+        self.granted -= len(cores)
         if node in self.nodes:
             self.nodes[node].release(execution)
         return node
@@ -179,11 +187,12 @@ class Decider:
         return self._index
 
     def cycle(self, now: float) -> list[Placed]:
-        """Place as many queued executions as the free cores allow."""
+        """Place as many queued executions as the free cores (and the core limit) allow."""
         if not self.pending:
             return []
         free = self._refresh()
-        if free.total <= 0:
+        room = self._room(free.total)
+        if room <= 0:
             return []
         placed: list[Placed] = []
         wants: dict[str, tuple[int, int]] = {}
@@ -197,18 +206,25 @@ class Decider:
             if limit is not None and per_task[task] >= limit:
                 continue
             want = wants.get(task) or wants.setdefault(task, cores_wanted(spec))
-            if want[0] > free.max_count():
+            if want[0] > free.max_count() or want[0] > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
-            choice = place(free, want[0], want[1])
+            choice = place(free, want[0], min(want[1], room))
             if choice is None:
                 continue
             node, cores = choice
             self.activate(p.execution, task, node, cores)
             free = self._refresh()
+            room = min(room - len(cores), free.total)
             placed.append(Placed(p, node, cores))
-            if free.total <= 0:
+            if room <= 0:
                 break
         return placed
+
+    def _room(self, free: int) -> int:
+        """Cores this cycle may grant: the free ones, within the core limit."""
+        if self.core_limit is None:
+            return free
+        return max(0, min(free, self.core_limit(self.granted + free) - self.granted))
 
 
 def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:

@@ -29,7 +29,6 @@ from odop.energy.policy import (
     DEFAULT_SCALING,
     CarbonLevel,
     ConcurrencyScaler,
-    ElasticAdvisor,
     LevelClassifier,
     PriorityThresholds,
 )
@@ -69,8 +68,6 @@ class EnergyPolicy:
         self.static = StaticSignal(carbon=s.carbon)
         self.thresholds = PriorityThresholds(s.priority_thresholds, s.threshold_default)
         self.scaler = ConcurrencyScaler({**DEFAULT_SCALING, **s.concurrency}, s.min_slots)
-        self.elastic = ElasticAdvisor({CarbonLevel.VERY_LOW: 1.0, CarbonLevel.LOW: 0.5,
-                                       **s.elastic_shares}, s.elastic_reserve_cores)
         self._view: _View | None = None
         self._checked_at = -math.inf
         self._gen = 0
@@ -269,14 +266,14 @@ class EnergyPolicy:
             return view.level <= parse_level(carbon_cap, "energy.carbon_threshold")
         return self.thresholds.allows(int(spec.get("priority", 0)), view.level)
 
-    # -- concurrency, elastic cores --------------------------------------------------------
-    def concurrency(self, base_slots: int, *, now: float) -> int:
-        """Tasks allowed at once: floor(base x factor of the level now), >= ``min_slots``."""
-        return self.scaler.limit(base_slots, self.level(now))
-
-    def elastic_cores(self, idle: int, current: int, max_cores: int, *, now: float) -> int:
-        """Extra cores (>= 0) an elastic task on ``current`` cores may add now."""
-        return self.elastic.extra_cores(idle, self.level(now), current, max_cores)
+    # -- concurrency ----------------------------------------------------------------------
+    def concurrency(self, capacity: int, *, now: float, sim_running: bool = True) -> int:
+        """Cores odop may hold at once, of the ``capacity`` it could: floor(capacity x the
+        factor of the level now), >= ``min_slots``; all of them once the simulation has
+        ended (unless ``hold_after_sim``), as nothing is held then either."""
+        if not sim_running and not self.settings.hold_after_sim:
+            return capacity
+        return self.scaler.limit(capacity, self.level(now))
 
     # -- power cap -------------------------------------------------------------------------
     def power_cap(self, node: str, watts: float | None, running: Iterable[Any], *,

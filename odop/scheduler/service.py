@@ -76,6 +76,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
                                                alloc_end=config.alloc_end)
         self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
+        self.decider.core_limit = self._core_limit
         self.started_at: dict[str, float] = {}
         self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
         self.preemption = Preemption(self)
@@ -139,6 +140,11 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.sock.close()
         self.store.close()
         self.profiles.close()
+
+    def _core_limit(self, capacity: int) -> int:
+        """Cores odop may hold of the ``capacity`` it could: fewer while the grid is dirty."""
+        return self.energy.concurrency(capacity, now=time.time(),
+                                       sim_running=self.decider.sim_running)
 
     def _on_sigterm(self, *_: Any) -> None:
         self.terminated = True
