@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from odop.engine.agent import bound_use, has_spare_core, node_view
@@ -35,3 +37,17 @@ def test_a_spare_core_is_one_no_rank_holds() -> None:
 
     assert has_spare_core(view([0], 1.0)) and not has_spare_core(view([0, 1], 0.1))
     assert has_spare_core(view([], 1.2)) and not has_spare_core(view([], 1.8))
+
+
+def test_gpus_held_by_anything_but_odop_tasks_are_foreign() -> None:
+    devices = [{"index": 0, "util": 0.1, "mem_used": 5, "mem_total": 9,
+                "procs": [{"pid": os.getpid(), "mem": 5}]},      # this process: a rank
+               {"index": 1, "util": 0.0, "mem_used": 0, "mem_total": 9, "procs": []},
+               {"index": 2, "util": 0.7, "mem_used": 3, "mem_total": 9,
+                "procs": [{"pid": os.getpid(), "mem": 3}]}]     # ... or one of our tasks
+    view = node_view({"gpus": devices}, [0])
+    assert [g["foreign"] for g in view["gpus"]] == [True, False, True]
+    mine = node_view({"gpus": devices[2:]}, [0], task_groups={os.getpgid(0)})
+    assert mine["gpus"] == [{"index": 2, "util": 0.7, "mem_used": 3, "mem_total": 9,
+                             "foreign": False}]
+    assert node_view({}, [0])["gpus"] == []  # no GPU sampler, or no GPU

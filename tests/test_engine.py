@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from odop.engine.engine import Engine, Exit, fill_argv
+from odop.engine.engine import Engine, Exit, fill_argv, gpu_env
 from odop.engine.spawn import SpawnError, clean_env
 
 TASKS = '''
@@ -196,3 +196,9 @@ def test_per_execution_folders_leave_no_interned_string(tmp_path: Path) -> None:
     copy = "".join(["e", execution[1:]])
     assert sys.intern(copy) is copy, "the execution id was interned"
     assert all(folder.endswith(execution) for folder in folders)
+
+
+def test_a_task_sees_its_granted_gpus_only() -> None:
+    assert gpu_env([2, 0]) == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                               "CUDA_VISIBLE_DEVICES": "2,0", "ODOP_GPUS": "2,0"}
+    assert gpu_env([])["CUDA_VISIBLE_DEVICES"] == ""  # granted none: sees none

@@ -138,7 +138,7 @@ def test_placements() -> None:
     free = {"a": [0, 1, 2], "b": [5], "c": [7, 8]}
     got = {name: cls().place(free, 1, 1) for name, cls in PLACEMENTS.items()}
     assert got == {"first_fit": ("a", [0]), "best_fit": ("b", [5]), "worst_fit": ("a", [0]),
-                   "round_robin": ("a", [0])}
+                   "round_robin": ("a", [0]), "gpu_aware": ("a", [0])}
     rr = make_placement("round_robin")
     assert [rr.place(free, 1, 1)[0] for _ in range(4)] == ["a", "b", "c", "a"]  # type: ignore[index]
     assert make_placement("first_fit").place(free, 4, 4) is None
@@ -229,7 +229,7 @@ class _RefPlace:
         fits = [(len(c), n) for n, c in free.items() if len(c) >= lo]
         names = list(free)
         pick = None
-        if self.name == "first_fit":
+        if self.name in ("first_fit", "gpu_aware"):  # no GPUs here: gpu_aware is first fit
             pick = next((n for n, c in free.items() if len(c) >= lo), None)
         elif self.name == "best_fit":
             pick = min(fits)[1] if fits else None
@@ -394,3 +394,66 @@ def test_core_limit_caps_the_cores_held_and_narrows_elastic_grants() -> None:
     assert len(d.cycle(2.0)) == 3 and d.granted == 5
     d.release("w")
     assert d.granted == 3
+
+
+def gpu(index: int, util: float = 0.0, foreign: bool = False) -> dict[str, object]:
+    return {"index": index, "util": util, "mem_used": 0, "mem_total": 80 * 2**30,
+            "foreign": foreign}
+
+
+def gpu_node(name: str, cores: int, gpus: list[dict[str, object]]) -> Node:
+    n = Node(name, name.encode(), list(range(cores)))
+    n.update({"util": [0.0] * cores, "gpus": gpus}, sim_alive=True)
+    return n
+
+
+def test_gpu_tasks_get_idle_gpus_only_and_keep_them_while_paused() -> None:
+    d = decider()
+    d.specs["infer"] = {"cpus_min": 1.0, "cpus_max": 1.0, "gpus": 1}
+    d.add_node(node("cpu", 4))
+    # GPU 0 holds a rank's context, GPU 1 is busy with something NVML cannot attribute
+    d.add_node(gpu_node("g", 4, [gpu(0, 0.1, foreign=True), gpu(1, 0.9), gpu(2, 0.2), gpu(3)]))
+    for i in range(3):
+        d.enqueue(Pending(f"i{i}", "infer", {}, float(i)))
+    placed = d.cycle(0.0)
+    assert [(p.node, p.gpus) for p in placed] == [("g", [3]), ("g", [2])]  # least used first
+    assert list(d.pending) == ["i2"] and d.nodes["g"].gpus_granted == {3: "i0", 2: "i1"}
+    d.release("i0", keep_gpus=True)  # paused: its cores go, its GPU stays
+    assert d.cycle(1.0) == [] and d.gpus_held["i0"] == ("g", [3])
+    d.release("i0")  # gone
+    assert [(p.pending.execution, p.gpus) for p in d.cycle(2.0)] == [("i2", [3])]
+
+
+def test_gpu_grants_survive_a_node_coming_back() -> None:
+    d = decider()
+    d.hold_gpus("x", "g", [1])  # recorded before the node's agent said hello (restart)
+    d.add_node(gpu_node("g", 2, [gpu(0), gpu(1)]))
+    assert d.nodes["g"].free_gpus(0.5) == [0]
+
+
+def test_gpu_aware_placement_keeps_cores_beside_idle_gpus() -> None:
+    plain = decider("fifo", "first_fit")
+    aware = decider("fifo", "gpu_aware")
+    for d in (plain, aware):
+        d.add_node(gpu_node("a-gpu", 2, [gpu(0)]))
+        d.add_node(node("b-cpu", 2))
+        d.enqueue(pend(0))
+    assert plain.cycle(0.0)[0].node == "a-gpu"
+    assert aware.cycle(0.0)[0].node == "b-cpu"
+    aware.enqueue(pend(1))
+    aware.enqueue(pend(2))
+    assert [p.node for p in aware.cycle(1.0)] == ["b-cpu", "a-gpu"]  # then beside the GPU
+
+
+def test_what_no_node_can_run_is_named_with_why() -> None:
+    d = decider()
+    d.specs.update({"wide": {"cpus_min": 8.0, "cpus_max": 8.0},
+                    "gpus2": {"cpus_min": 1.0, "cpus_max": 1.0, "gpus": 2}})
+    assert d.never_fit() == {}  # no node known yet: nothing to judge by
+    d.add_node(node("a", 4))
+    d.add_node(gpu_node("g", 2, [gpu(0)]))
+    for i, task in enumerate(["t", "wide", "gpus2"]):
+        d.enqueue(Pending(f"e{i}", task, {}, float(i)))
+    assert d.never_fit() == {
+        "e1": "needs 8 cores on one node; the largest node has 4",
+        "e2": "needs 2 GPU(s) on one node; the most any node has is 1"}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,21 @@ def test_failed_runs_do_not_shape_the_estimate(tmp_path: Path) -> None:
 def test_profile_store_creates_its_folder(tmp_path: Path) -> None:
     ProfileStore(tmp_path / "new" / "home" / "profiles.db").close()
     assert (tmp_path / "new" / "home" / "profiles.db").exists()
+
+
+def test_a_run_database_from_before_gpus_is_brought_up_to_date(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "odop.db")
+    old.executescript("CREATE TABLE executions (id TEXT PRIMARY KEY, task TEXT NOT NULL,"
+                      " args BLOB NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL"
+                      " DEFAULT 0, submitted_at REAL NOT NULL, not_before REAL NOT NULL"
+                      " DEFAULT 0, deadline REAL, attempt INTEGER NOT NULL DEFAULT 0, node TEXT,"
+                      " cores TEXT, pid INTEGER, started_at REAL, ended_at REAL, exit_code"
+                      " INTEGER, signal INTEGER, reason TEXT, cpu_s REAL, max_rss_bytes INTEGER,"
+                      " wall_s REAL, origin TEXT, energy_j REAL, gco2 REAL, power_source TEXT,"
+                      " threads INTEGER)")
+    old.close()
+    store = RunStore(tmp_path / "odop.db")
+    store.add("e", "t", {})
+    store.transition("e", ExecState.PLACED, node="n", cores=[1], gpus=[0, 2])
+    assert (store.get("e") or {})["gpus"] == [0, 2]
+    store.close()

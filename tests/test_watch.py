@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from odop.cli.watch import HIDE, HOME, SHOW, render, watch
-from odop.report.live import LiveRun
+from odop.cli.watch import HIDE, HOME, SHOW, _where, render, watch
+from odop.report.live import LiveRun, RunningTask
 from odop.store.executions import RunStore
 from odop.store.profiles import Measurement, ProfileStore
 from odop.store.states import ExecState as S
@@ -125,3 +125,8 @@ def test_pipe_gets_plain_frames(tmp_path: Path) -> None:
     out = io.StringIO()
     assert watch(run, stream=out) == 0  # ended run: one frame, then stop
     assert "\x1b" not in out.getvalue() and out.getvalue().count("odop watch") == 1
+
+
+def test_a_task_granted_gpus_shows_them_beside_its_cores() -> None:
+    assert _where(RunningTask("e", "t", "running", "n0", [2, 3], 1.0, None, [1])) == "n0:2,3 gpu 1"
+    assert _where(RunningTask("e", "t", "running", "n0", [2], 1.0, None)) == "n0:2"

@@ -95,7 +95,7 @@ def render(snap: Snapshot) -> list[str]:
 def _running(tasks: list[RunningTask]) -> list[str]:
     if not tasks:
         return ["running: none"]
-    rows = [[t.id[:8], t.task, t.state, f"{t.node}:{_cores(t.cores)}", f"{t.elapsed_s:.1f} s",
+    rows = [[t.id[:8], t.task, t.state, _where(t), f"{t.elapsed_s:.1f} s",
              "n/a" if t.expected_s is None else f"{t.expected_s:.1f} s", _bar(t.progress)]
             for t in tasks]
     return [f"running: {len(tasks)}", *_indent(table(rows, [
@@ -112,6 +112,11 @@ def _bar(progress: float | None) -> str:
 
 def _cores(cores: list[int]) -> str:
     return ",".join(map(str, cores))
+
+
+def _where(t: RunningTask) -> str:
+    """``node:cores``, and ``gpu i,j`` for a task granted GPUs."""
+    return f"{t.node}:{_cores(t.cores)}" + (f" gpu {_cores(t.gpus)}" if t.gpus else "")
 
 
 def _indent(text: str) -> list[str]:

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ class Agent:
         sample = self.observer.tick()
         self.meter.add(sample)
         alive = self._sim_alive()
-        view = node_view(sample, self.cores)
+        view = node_view(sample, self.cores, {p.pid for p in self.engine.tasks.values()})
         if has_spare_core(view):  # warming then costs the ranks nothing
             self._warm_declared()
         view["sim_expected"] = bool(self.sim_pids or self.sim_root or self._discovered)
@@ -232,7 +232,8 @@ class Agent:
             self._report([Exit(execution, None, None, f"could not start: {refusal}", 0.0, 0, 0.0)])
             return
         try:
-            proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"])
+            proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"],
+                                     gpus=msg.get("gpus") or [])
         except (SpawnError, OSError, KeyError, ValueError, TypeError, IndexError) as exc:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
@@ -282,8 +283,10 @@ class Agent:
             self.unacked[msg["id"]] = (time.monotonic(), msg)
 
 
-def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
-    """The part of an observer sample the scheduler decides on (utilisation as 0..1)."""
+def node_view(sample: dict[str, Any], cores: list[int],
+              task_groups: Collection[int] = ()) -> dict[str, Any]:
+    """The part of an observer sample the scheduler decides on (utilisation as 0..1);
+    ``task_groups`` are the process groups of odop's running tasks."""
     cpu = sample.get("system", {}).get("cpu", {})
     procs = sample.get("processes", {})
     sim = [p for p in procs.get("watched", []) if p.get("role") == "sim"]
@@ -299,7 +302,27 @@ def node_view(sample: dict[str, Any], cores: list[int]) -> dict[str, Any]:
         "sim_n": len(sim),
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
+        "gpus": gpu_view(sample.get("gpus") or [], task_groups),
     }
+
+
+def gpu_view(devices: list[dict[str, Any]],
+             task_groups: Collection[int]) -> list[dict[str, Any]]:
+    """Each GPU's index, utilisation (0..1), memory (bytes), and whether a process other
+    than odop's tasks (a rank, another job) holds a context on it: such a GPU is never
+    offered, however idle it looks between kernels."""
+    return [{"index": int(d["index"]), "util": float(d.get("util") or 0.0),
+             "mem_used": int(d.get("mem_used") or 0), "mem_total": int(d.get("mem_total") or 0),
+             "foreign": any(_group(p.get("pid")) not in task_groups
+                            for p in d.get("procs") or [])}
+            for d in devices if isinstance(d.get("index"), int)]
+
+
+def _group(pid: Any) -> int | None:
+    try:
+        return os.getpgid(int(pid))
+    except (OSError, TypeError, ValueError):  # gone, or in another pid namespace
+        return None
 
 
 def has_spare_core(view: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,12 @@ class Engine:
 
     # -- starting -----------------------------------------------------------------------
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-              cores: list[int]) -> TaskProcess:
-        """Start one execution of ``spec`` on ``cores``; raises SpawnError if it cannot."""
+              cores: list[int], gpus: Sequence[int] = ()) -> TaskProcess:
+        """Start one execution of ``spec`` on ``cores`` (and ``gpus``, NVML indices); raises
+        SpawnError if it cannot."""
         folder = self.paths.task_dir(execution)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        env = self._env(execution, spec, cores, folder)
+        env = {**self._env(execution, spec, cores, folder), **gpu_env(gpus)}
         cgroup = self._cgroup(execution, spec.get("memory_max"))
         pid = None
         if spec["kind"] == "python" and self.server is not None:
@@ -271,6 +272,14 @@ class Engine:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.server.pid, 0)
             self.server = None
+
+
+def gpu_env(gpus: Sequence[int]) -> dict[str, str]:
+    """What confines a task to its granted GPUs: CUDA numbers devices as NVML does (PCI bus
+    order) and shows it only those. A task granted none sees none: it cannot slow a rank
+    by using the rank's GPU unasked."""
+    ids = ",".join(map(str, gpus))
+    return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ids, "ODOP_GPUS": ids}
 
 
 def fill_argv(template: list[str], args: Mapping[str, Any]) -> list[str]:

@@ -36,6 +36,7 @@ class RunningTask:
     cores: list[int]
     elapsed_s: float
     expected_s: float | None
+    gpus: list[int] = field(default_factory=list)
 
     @property
     def progress(self) -> float | None:
@@ -120,7 +121,7 @@ class LiveRun:
     def _running(self, e: dict[str, Any], now: float) -> RunningTask:
         elapsed = now - e["started_at"] if e["started_at"] else 0.0
         return RunningTask(e["id"], e["task"], e["state"], e["node"] or "", e["cores"],
-                           max(0.0, elapsed), self.expected(e["task"]))
+                           max(0.0, elapsed), self.expected(e["task"]), e.get("gpus") or [])
 
     def expected(self, task: str) -> float | None:
         """The profile store's expected duration of ``task`` (s); None without one."""

@@ -33,6 +33,12 @@ class Node:
     """Cores' worth of CPU the simulation used over the last sample."""
     granted: dict[int, str] = field(default_factory=dict)
     """core -> execution holding it; a grant is held until the task is paused, moved or gone."""
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    """The GPUs as last sampled: index, util (0..1), mem_used, mem_total (bytes), foreign
+    (a process that is not one of odop's tasks, such as a rank, holds a context on it)."""
+    gpus_granted: dict[int, str] = field(default_factory=dict)
+    """GPU index -> execution holding it, from its placement until it ends (a paused task
+    keeps its GPU memory, so it keeps its GPU)."""
     sim_alive: bool = True
     last_seen: float = field(default_factory=time.monotonic)
     power_w: float | None = None
@@ -86,6 +92,7 @@ class Node:
         self.sim_cpu = float(view.get("sim_cpu", 0.0))
         self.sim_alive = sim_alive
         self.power_w = view.get("power_w")
+        self.gpus = list(view.get("gpus") or [])
         self.power_source = view.get("power_source", "")
         self.last_seen = time.monotonic()
         # ranks expected but not seen yet (just started): every core may be theirs
@@ -167,6 +174,22 @@ class Node:
             self._notify()  # bound ranks or no simulation: the cores simply come back
         else:
             self._changed()
+
+    def free_gpus(self, threshold: float) -> list[int]:
+        """GPUs free for a new task, least used first: not granted, no foreign process on
+        them, and used at most ``threshold`` (0..1: what NVML shows but cannot attribute)."""
+        free = [g for g in self.gpus if g["index"] not in self.gpus_granted
+                and not g["foreign"] and g["util"] <= threshold]
+        free.sort(key=lambda g: (g["util"], g["mem_used"], g["index"]))
+        return [g["index"] for g in free]
+
+    def grant_gpus(self, gpus: Sequence[int], execution: str) -> None:
+        for g in gpus:
+            self.gpus_granted[g] = execution
+
+    def release_gpus(self, execution: str) -> None:
+        for g in [g for g, e in self.gpus_granted.items() if e == execution]:
+            del self.gpus_granted[g]
 
     def _ranks(self) -> dict[int, int]:
         self._rank = {c: i for i, c in enumerate(self.cores)}

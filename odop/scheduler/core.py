@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from odop.scheduler.cluster import FreeIndex, Node
@@ -31,6 +31,8 @@ class Placed:
     pending: Pending
     node: str
     cores: list[int]
+    gpus: list[int] = field(default_factory=list)
+    """NVML indices of the GPUs granted (a task declaring ``gpus``)."""
 
 
 class _Nodes(dict[str, Node]):
@@ -92,6 +94,8 @@ class Decider:
         self.specs: dict[str, dict[str, Any]] = {}
         self.granted = 0
         """Cores held by active executions, all nodes together."""
+        self.gpus_held: dict[str, tuple[str, list[int]]] = {}
+        """execution -> (node, GPU indices), from placement until it ends (paused too)."""
         self.core_limit: Callable[[int], int] | None = None
         """Given the cores odop could hold now (held + free), how many it may hold (the
         energy policy's concurrency); None: all of them."""
@@ -140,8 +144,19 @@ class Decider:
         if node in self.nodes:
             self.nodes[node].grant(cores, execution)
 
-    def release(self, execution: str) -> str | None:
-        """Forget an execution's grant; returns its node."""
+    def hold_gpus(self, execution: str, node: str, gpus: list[int]) -> None:
+        """Record an execution holding ``gpus`` on ``node`` (also after a restart)."""
+        if gpus:
+            self.gpus_held[execution] = (node, list(gpus))
+            if node in self.nodes:
+                self.nodes[node].grant_gpus(gpus, execution)
+
+    def release(self, execution: str, *, keep_gpus: bool = False) -> str | None:
+        """Forget an execution's grant, its GPUs too unless ``keep_gpus`` (it is paused or
+        moved, not gone); returns the node of its cores."""
+        gpus = None if keep_gpus else self.gpus_held.pop(execution, None)
+        if gpus is not None and gpus[0] in self.nodes:
+            self.nodes[gpus[0]].release_gpus(execution)
         held = self.active.pop(execution, None)
         if held is None:
             return None
@@ -160,6 +175,9 @@ class Decider:
         for execution, (_, where, cores) in self.active.items():
             if where == node.name:
                 node.grant(cores, execution)
+        for execution, (where, gpus) in self.gpus_held.items():
+            if where == node.name:
+                node.grant_gpus(gpus, execution)
 
     def has_free_core(self) -> bool:
         """True when some node has a core free now (from the index: no copies)."""
@@ -208,17 +226,54 @@ class Decider:
             want = wants.get(task) or wants.setdefault(task, cores_wanted(spec))
             if want[0] > free.max_count() or want[0] > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
-            choice = place(free, want[0], min(want[1], room))
+            n_gpus = int(spec.get("gpus") or 0)
+            where = self._with_gpus(free, n_gpus) if n_gpus else free
+            self._show_gpus()
+            choice = place(where, want[0], min(want[1], room)) if where else None
             if choice is None:
                 continue
             node, cores = choice
             self.activate(p.execution, task, node, cores)
+            gpus = self.nodes[node].free_gpus(self._threshold)[:n_gpus] if n_gpus else []
+            self.hold_gpus(p.execution, node, gpus)
             free = self._refresh()
             room = min(room - len(cores), free.total)
-            placed.append(Placed(p, node, cores))
+            placed.append(Placed(p, node, cores, gpus))
             if room <= 0:
                 break
         return placed
+
+    def never_fit(self) -> dict[str, str]:
+        """Queued executions no node could ever run, each with why: more cores (at least)
+        or more GPUs than the largest node has. Meaningful once every node is known."""
+        if not self.nodes:
+            return {}
+        most_cores = max(len(n.cores) for n in self.nodes.values())
+        most_gpus = max(len(n.gpus) for n in self.nodes.values())
+        out = {}
+        for p in self.pending.values():
+            spec = self.specs.get(p.task)
+            if spec is None:
+                continue
+            cores, gpus = cores_wanted(spec)[0], int(spec.get("gpus") or 0)
+            if cores > most_cores:
+                out[p.execution] = (f"needs {cores} cores on one node; the largest node has "
+                                    f"{most_cores}")
+            elif gpus > most_gpus:
+                out[p.execution] = (f"needs {gpus} GPU(s) on one node; the most any node has "
+                                    f"is {most_gpus}")
+        return out
+
+    def _with_gpus(self, free: FreeIndex, n: int) -> dict[str, Sequence[int]]:
+        """The free cores of the nodes with at least ``n`` GPUs free."""
+        return {name: free[name] for name, node in self.nodes.items()
+                if node.gpus and name in free and len(node.free_gpus(self._threshold)) >= n}
+
+    def _show_gpus(self) -> None:
+        """Tell a placement that weighs GPUs how many each node has free now."""
+        if self.placement.weighs_gpus:
+            self.placement.free_gpus = {name: len(node.free_gpus(self._threshold))
+                                        for name, node in self.nodes.items() if node.gpus}
 
     def _room(self, free: int) -> int:
         """Cores this cycle may grant: the free ones, within the core limit."""

@@ -19,9 +19,14 @@ Choice = tuple[str, list[int]]
 
 class Placement(abc.ABC):
     """Contract: pick between ``want_min`` (>= 1) and ``want_max`` cores on one node, or
-    None when no node has ``want_min`` free cores."""
+    None when no node has ``want_min`` free cores. For a task that needs GPUs, ``free``
+    holds only the nodes with enough of them free (the decider then picks the GPUs)."""
 
     name: str
+    weighs_gpus: bool = False
+    """Set it to have ``free_gpus`` (node -> GPUs free now, nodes with GPUs only) kept
+    current by the decider before each call."""
+    free_gpus: Mapping[str, int] = {}
 
     @abc.abstractmethod
     def place(self, free: Mapping[str, Sequence[int]], want_min: int,
@@ -82,6 +87,25 @@ class RoundRobin(Placement):
         return _take(free, node, want_max)
 
 
+class GpuAware(Placement):
+    """First fit, but a task is placed beside free GPUs only when nothing else fits it:
+    the cores next to an idle GPU are kept for the tasks that need that GPU."""
+
+    name = "gpu_aware"
+    weighs_gpus = True
+
+    def place(self, free: Mapping[str, Sequence[int]], want_min: int,
+              want_max: int) -> Choice | None:
+        index = FreeIndex.of(free)
+        first = node = index.first(want_min)
+        while node is not None and self.free_gpus.get(node):
+            after = index.first(want_min, index.position(node) + 1)
+            if after is None or index.position(after) <= index.position(node):
+                return _take(free, first, want_max)  # every fit has free GPUs
+            node = after
+        return _take(free, node, want_max)
+
+
 PLACEMENTS: dict[str, type[Placement]] = {
-    c.name: c for c in (FirstFit, BestFit, WorstFit, RoundRobin)
+    c.name: c for c in (FirstFit, BestFit, WorstFit, RoundRobin, GpuAware)
 }

@@ -106,7 +106,7 @@ class Preemption:
             return
         svc.store.transition(execution, ExecState.PAUSED, detail=reason)  # may be just placed
         svc.send_command(execution, MsgType.PAUSE)  # after its START: the agent runs, stops it
-        svc.decider.release(execution)
+        svc.decider.release(execution, keep_gpus=True)
         self.paused[execution] = (task, node_name, len(cores))
 
     def _repin(self, execution: str, cores: list[int], reason: str) -> bool:
@@ -119,7 +119,7 @@ class Preemption:
         if len(free) < len(cores):
             return False
         new = free[:len(cores)]
-        svc.decider.release(execution)
+        svc.decider.release(execution, keep_gpus=True)
         svc.decider.activate(execution, task, node_name, new)
         svc.send_command(execution, MsgType.REPIN, cores=new)
         svc.store.update(execution, f"repinned to {new}: {reason}", cores=new)
@@ -168,6 +168,7 @@ class Preemption:
             return True
         self.capped.discard(execution)
         if self.paused.pop(execution, None) is not None:
+            svc.decider.release(execution)  # its GPUs
             svc.finish(row, usage, ended_at=time.time())
             return True
         return False

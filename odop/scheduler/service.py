@@ -96,8 +96,10 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self.decider.enqueue(self._pending(row))
         for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
             self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
+            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
             self.missing[row["id"]] = time.monotonic()
-        for row in self.store.in_states(ExecState.PAUSED):  # paused: hold no grant
+        for row in self.store.in_states(ExecState.PAUSED):  # paused: no cores, its GPUs
+            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
             self.preemption.paused[row["id"]] = (row["task"], row["node"] or "",
                                                  max(1, len(row["cores"])))
             self.missing[row["id"]] = time.monotonic()
@@ -229,10 +231,12 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self.energy.forget(p.pending.execution)  # its deferral decision is spent
             node = self.decider.nodes[p.node]
             spec = self._with_limit(self.decider.specs[p.pending.task])
+            gpus = f" gpus {p.gpus}" if p.gpus else ""
             self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
-                                  cores=p.cores, detail=f"{p.node}:{p.cores}")
+                                  cores=p.cores, gpus=p.gpus, detail=f"{p.node}:{p.cores}{gpus}")
             self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
-                       args=p.pending.args, cores=p.cores, attempt=p.pending.attempt)
+                       args=p.pending.args, cores=p.cores, gpus=p.gpus,
+                       attempt=p.pending.attempt)
 
     def _with_limit(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The spec sent to the engine: with its hard time limit (declared time x factor),
@@ -275,8 +279,18 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self._record_predictions()
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
+        if not self.decider.sim_running:
+            self._skip_misfits()
         if self._finished():
             self._drained()
+
+    def _skip_misfits(self) -> None:
+        """Once the simulation has ended (every node known): skip what no node can run,
+        rather than have the drain wait for it forever."""
+        for execution, why in self.decider.never_fit().items():
+            log.warning("skipping %s: %s", execution, why)
+            del self.decider.pending[execution]
+            self.store.transition(execution, ExecState.SKIPPED, detail=why, reason=why)
 
     def _finished(self) -> bool:
         """The simulation has ended and nothing is queued, running, paused or held."""

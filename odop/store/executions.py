@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS executions (
     node TEXT, cores TEXT, pid INTEGER, started_at REAL, ended_at REAL,
     exit_code INTEGER, signal INTEGER, reason TEXT,
     cpu_s REAL, max_rss_bytes INTEGER, wall_s REAL, origin TEXT,
-    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER);
+    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER, gpus TEXT);
 CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
     execution TEXT NOT NULL, t REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
@@ -53,6 +53,14 @@ class RunStore:
     def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.conn = connect(self.path, readonly=readonly, schema="" if readonly else SCHEMA)
+        if not readonly:
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a run database made by an earlier odop up to this schema."""
+        have = {r["name"] for r in self.conn.execute("PRAGMA table_info(executions)")}
+        if "gpus" not in have:
+            self.conn.execute("ALTER TABLE executions ADD COLUMN gpus TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -96,8 +104,7 @@ class RunStore:
                 raise TransitionError(f"execution {execution}: {old.value} -> {new.value} "
                                       f"not allowed; from {old.value}: "
                                       f"{sorted(s.value for s in ALLOWED[old])}")
-            if "cores" in fields and fields["cores"] is not None:
-                fields["cores"] = json.dumps(fields["cores"])
+            _encode_lists(fields)
             sets = "".join(f", {k}=?" for k in fields)
             tx.execute(f"UPDATE executions SET state=?{sets} WHERE id=?",
                        (new.value, *fields.values(), execution))
@@ -107,8 +114,7 @@ class RunStore:
 
     def update(self, execution: str, detail: str, **fields: Any) -> None:
         """Change an execution's columns without a state change, noted in its history."""
-        if "cores" in fields:
-            fields["cores"] = json.dumps(fields["cores"])
+        _encode_lists(fields)
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as tx:
             tx.execute(f"UPDATE executions SET {sets} WHERE id=?", (*fields.values(), execution))
@@ -179,8 +185,19 @@ class RunStore:
         return {r["key"]: json.loads(r["value"]) for r in self.conn.execute("SELECT * FROM meta")}
 
 
+LIST_COLUMNS = ("cores", "gpus")
+"""Columns holding a list of ints, as JSON text."""
+
+
+def _encode_lists(fields: dict[str, Any]) -> None:
+    for key in LIST_COLUMNS:
+        if fields.get(key) is not None:
+            fields[key] = json.dumps(fields[key])
+
+
 def _row(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
     out["args"] = msgpack.unpackb(out["args"]) if out["args"] is not None else {}
-    out["cores"] = json.loads(out["cores"]) if out["cores"] else []
+    for key in LIST_COLUMNS:
+        out[key] = json.loads(out[key]) if out.get(key) else []
     return out

@@ -1,0 +1,71 @@
+"""GPU tasks get an idle GPU, and only that one; other tasks see none. Real scheduler and
+agent processes; the GPUs are NVML fakes (tests/fake_nvml), as this machine has none."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from odop.launch.client import Client
+from odop.paths import RunPaths
+from odop.protocol import MsgType
+from odop.store.executions import RunStore
+from odop.tasks.spec import parse_spec
+from tests.conftest import REPO, child_env
+from tests.integration.helpers import executions, wait_for
+
+pytestmark = pytest.mark.slow
+
+TASK = '''import json, os, time
+def look(out):
+    seen = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "ODOP_GPUS")}
+    with open(out, "w") as fh:
+        json.dump(seen, fh)
+    time.sleep(0.5)
+'''
+
+
+def test_gpu_tasks_run_on_the_idle_gpu_one_at_a_time(tmp_path: Path, odop_home: Path) -> None:
+    (tmp_path / "looks.py").write_text(TASK)
+    gpus = [{"uuid": "GPU-rank", "util": 5, "procs": [[os.getpid(), 2**30]]},  # a rank's
+            {"uuid": "GPU-idle"},
+            {"uuid": "GPU-busy", "util": 90}]  # used by something NVML cannot name
+    paths = RunPaths(odop_home / "runs" / "gpu").create()
+    RunStore(paths.db).close()
+    env = child_env(ODOP_HOME=str(odop_home), ODOP_FAKE_NVML=json.dumps(gpus),
+                    PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "fake_nvml"), str(REPO)]))
+    procs = [subprocess.Popen([sys.executable, "-m", "odop", *args], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for args in (["scheduler", "--run", "gpu"],
+                          ["agent", "--run", "gpu", "--node", "n", "--cores", "0,1",
+                           "--interval", "0.2"])]
+    client = Client(paths.scheduler_endpoint)
+    try:
+        specs = [parse_spec({"name": name, "function": f"{tmp_path}/looks.py:look", **extra},
+                            source="test")
+                 for name, extra in (("infer", {"gpus": 1}), ("plain", {}), ("big", {"gpus": 4}))]
+        client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs])
+        for i, task in enumerate(["infer", "infer", "plain", "big"]):
+            client.submit(f"x{i}", task, {"out": str(tmp_path / f"x{i}.json")})
+        assert client.flush(20)
+        wait_for(lambda: [e["state"] for e in executions(paths.root)][:3] == ["done"] * 3, 60,
+                 "the tasks to finish while the simulation runs")
+        assert client.request(MsgType.SIM_END, 30, rank=0) is not None  # the drain ends
+    finally:
+        client.close()
+        for proc in procs:
+            proc.kill()
+    seen = {i: json.loads((tmp_path / f"x{i}.json").read_text()) for i in range(3)}
+    assert seen[0] == seen[1] == {"CUDA_VISIBLE_DEVICES": "1", "ODOP_GPUS": "1"}
+    assert seen[2] == {"CUDA_VISIBLE_DEVICES": "", "ODOP_GPUS": ""}  # asked none, sees none
+    rows = {e["id"]: e for e in executions(paths.root)}
+    assert rows["x0"]["gpus"] == rows["x1"]["gpus"] == [1] and rows["x2"]["gpus"] == []
+    assert rows["x3"]["state"] == "skipped"
+    assert rows["x3"]["reason"] == "needs 4 GPU(s) on one node; the most any node has is 3"
+    first, second = sorted((rows["x0"], rows["x1"]), key=lambda e: e["started_at"])
+    assert first["ended_at"] <= second["started_at"]  # one idle GPU: one at a time
