@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +137,8 @@ class Decider:
     def activate(self, execution: str, task: str, node: str, cores: list[int]) -> None:
         """Record an execution holding ``cores`` on ``node`` (also after a restart)."""
         self.pending.pop(execution, None)
-        self.release(execution)  # a grant recorded again replaces the old one
+        if execution in self.active:  # a grant recorded again replaces the old one
+            self.release(execution, keep_gpus=True)
         self.active[execution] = (task, node, list(cores))
         self.per_task[task] += 1
         self.granted += len(cores)
@@ -213,8 +214,9 @@ class Decider:
         if room <= 0:
             return []
         placed: list[Placed] = []
-        wants: dict[str, tuple[int, int]] = {}
+        wants: dict[str, tuple[int, int, int]] = {}
         specs, per_task, place = self.specs, self.per_task, self.placement.place
+        weighs_gpus = self.placement.weighs_gpus
         for p in self.pending.ordered(now):
             task = p.task
             spec = specs.get(task)
@@ -223,19 +225,20 @@ class Decider:
             limit = spec.get("max_runs")
             if limit is not None and per_task[task] >= limit:
                 continue
-            want = wants.get(task) or wants.setdefault(task, cores_wanted(spec))
-            if want[0] > free.max_count() or want[0] > room:
+            want = wants.get(task) or wants.setdefault(task, _wanted(spec))
+            lo, hi, n_gpus = want
+            if lo > free.max_count() or lo > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
-            n_gpus = int(spec.get("gpus") or 0)
-            where = self._with_gpus(free, n_gpus) if n_gpus else free
-            self._show_gpus()
-            choice = place(where, want[0], min(want[1], room)) if where else None
+            if n_gpus or weighs_gpus:
+                choice, gpus = self._place_with_gpus(free, lo, min(hi, room), n_gpus)
+            else:
+                choice, gpus = place(free, lo, min(hi, room)), []
             if choice is None:
                 continue
             node, cores = choice
             self.activate(p.execution, task, node, cores)
-            gpus = self.nodes[node].free_gpus(self._threshold)[:n_gpus] if n_gpus else []
-            self.hold_gpus(p.execution, node, gpus)
+            if gpus:
+                self.hold_gpus(p.execution, node, gpus)
             free = self._refresh()
             room = min(room - len(cores), free.total)
             placed.append(Placed(p, node, cores, gpus))
@@ -264,22 +267,31 @@ class Decider:
                                     f"is {most_gpus}")
         return out
 
-    def _with_gpus(self, free: FreeIndex, n: int) -> dict[str, Sequence[int]]:
-        """The free cores of the nodes with at least ``n`` GPUs free."""
-        return {name: free[name] for name, node in self.nodes.items()
-                if node.gpus and name in free and len(node.free_gpus(self._threshold)) >= n}
-
-    def _show_gpus(self) -> None:
-        """Tell a placement that weighs GPUs how many each node has free now."""
+    def _place_with_gpus(self, free: FreeIndex, lo: int, hi: int,
+                         n_gpus: int) -> tuple[tuple[str, list[int]] | None, list[int]]:
+        """The placement's choice among the nodes with ``n_gpus`` GPUs free (all nodes when
+        0), telling a placement that weighs GPUs how many each node has; and the GPUs."""
+        gpus_free = {name: node.free_gpus(self._threshold)
+                     for name, node in self.nodes.items() if node.gpus}
         if self.placement.weighs_gpus:
-            self.placement.free_gpus = {name: len(node.free_gpus(self._threshold))
-                                        for name, node in self.nodes.items() if node.gpus}
+            self.placement.free_gpus = {name: len(g) for name, g in gpus_free.items()}
+        where: Mapping[str, Sequence[int]] = free
+        if n_gpus:
+            where = {name: free[name] for name, g in gpus_free.items()
+                     if len(g) >= n_gpus and name in free}
+        choice = self.placement.place(where, lo, hi) if where else None
+        return choice, gpus_free[choice[0]][:n_gpus] if choice and n_gpus else []
 
     def _room(self, free: int) -> int:
         """Cores this cycle may grant: the free ones, within the core limit."""
         if self.core_limit is None:
             return free
         return max(0, min(free, self.core_limit(self.granted + free) - self.granted))
+
+
+def _wanted(spec: dict[str, Any]) -> tuple[int, int, int]:
+    """(cores at least, cores at most, GPUs) to grant."""
+    return (*cores_wanted(spec), int(spec.get("gpus") or 0))
 
 
 def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:
