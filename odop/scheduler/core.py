@@ -16,23 +16,21 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from odop.scheduler.cluster import FreeIndex, Node
 from odop.scheduler.placement import Placement
 from odop.scheduler.selection import Pending, Queue, Selection
 
 
-@dataclass(frozen=True)
-class Placed:
-    """An execution granted ``cores`` on ``node``; the service sends it a start command."""
+class Placed(NamedTuple):
+    """An execution granted ``cores`` (and ``gpus``, NVML indices) on ``node``; the service
+    sends it a start command. A tuple: a burst makes thousands in one cycle."""
 
     pending: Pending
     node: str
     cores: list[int]
-    gpus: list[int] = field(default_factory=list)
-    """NVML indices of the GPUs granted (a task declaring ``gpus``)."""
+    gpus: list[int]
 
 
 class _Nodes(dict[str, Node]):
@@ -229,10 +227,11 @@ class Decider:
             lo, hi, n_gpus = want
             if lo > free.max_count() or lo > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
+            top = hi if hi < room else room
             if n_gpus or weighs_gpus:
-                choice, gpus = self._place_with_gpus(free, lo, min(hi, room), n_gpus)
+                choice, gpus = self._place_with_gpus(free, lo, top, n_gpus)
             else:
-                choice, gpus = place(free, lo, min(hi, room)), []
+                choice, gpus = place(free, lo, top), []
             if choice is None:
                 continue
             node, cores = choice
@@ -240,9 +239,9 @@ class Decider:
             if gpus:
                 self.hold_gpus(p.execution, node, gpus)
             free = self._refresh()
-            room = min(room - len(cores), free.total)
+            room -= len(cores)
             placed.append(Placed(p, node, cores, gpus))
-            if room <= 0:
+            if room <= 0 or free.total <= 0:
                 break
         return placed
 
