@@ -31,6 +31,9 @@ class Config:
     """Core choice: first_fit, best_fit, worst_fit, round_robin."""
     busy_threshold_pct: float = 50.0
     """A core the simulation uses above this utilisation (percent) is not idle."""
+    memory_reserve_pct: float = 10.0
+    """Share of each node's memory (percent) that tasks are never placed into: the
+    simulation's headroom."""
     drain_timeout_s: float | None = None
     """Longest wait for queued tasks at odop.stop(); None waits until the queue is empty."""
     time_limit_factor: float | None = 4.0

@@ -457,3 +457,45 @@ def test_what_no_node_can_run_is_named_with_why() -> None:
     assert d.never_fit() == {
         "e1": "needs 8 cores on one node; the largest node has 4",
         "e2": "needs 2 GPU(s) on one node; the most any node has is 1"}
+
+
+def mem_node(name: str, cores: int, total: int, available: int) -> Node:
+    n = Node(name, name.encode(), list(range(cores)))
+    n.update({"util": [0.0] * cores, "mem_total": total, "mem_available": available},
+             sim_alive=True)
+    return n
+
+
+def test_memory_hungry_tasks_go_where_memory_is_left_and_are_counted_until_seen() -> None:
+    GiB = 2**30
+    d = decider()
+    d.specs["big"] = {"cpus_min": 1.0, "cpus_max": 1.0, "memory_min": 6 * GiB}
+    d.add_node(mem_node("tight", 4, 16 * GiB, 5 * GiB))   # the simulation took the rest
+    d.add_node(mem_node("roomy", 4, 16 * GiB, 12 * GiB))
+    for i in range(3):
+        d.enqueue(Pending(f"b{i}", "big", {}, float(i)))
+    # 12 GiB free, 1.6 GiB kept for the simulation: one 6 GiB task, then 1.6 GiB short
+    assert [p.node for p in d.cycle(0.0)] == ["roomy"]
+    d.nodes["roomy"].update({"util": [0.0] * 4, "mem_total": 16 * GiB,
+                             "mem_available": 12 * GiB}, sim_alive=True)
+    assert d.cycle(1.0) == []  # a sample that does not show it yet: still promised
+    d.nodes["roomy"].update({"util": [0.0] * 4, "mem_total": 16 * GiB,
+                             "mem_available": 6 * GiB}, sim_alive=True)
+    assert d.cycle(2.0) == []  # it now shows in use
+    d.enqueue(Pending("h", "t", {}, 3.0, expected_bytes=9 * GiB))  # used 9 GiB before
+    d.nodes["roomy"].update({"util": [0.0] * 4, "mem_total": 16 * GiB,
+                             "mem_available": 12 * GiB}, sim_alive=True)
+    assert [(p.pending.execution, p.node) for p in d.cycle(4.0)] == [("b1", "roomy")]
+    d.sim_running = False  # the drain: only the declared minimum counts
+    d.nodes["tight"].update({"util": [0.0] * 4, "mem_total": 16 * GiB,
+                             "mem_available": 10 * GiB}, sim_alive=False)
+    assert sorted(p.pending.execution for p in d.cycle(5.0)) == ["b2", "h"]
+
+
+def test_a_memory_minimum_no_node_offers_is_named() -> None:
+    d = decider()
+    d.specs["huge"] = {"cpus_min": 1.0, "cpus_max": 1.0, "memory_min": 2**40}
+    d.add_node(mem_node("a", 4, 16 * 2**30, 16 * 2**30))
+    d.enqueue(Pending("x", "huge", {}, 0.0))
+    assert d.never_fit() == {"x": "needs 1 TiB of memory on one node; the most any node "
+                                  "offers is 14.4 GiB (its total less memory_reserve_pct)"}

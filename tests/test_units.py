@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from odop.tasks.units import format_duration, parse_cpus, parse_duration, parse_memory
+from odop.tasks.units import (
+    format_duration,
+    format_memory,
+    parse_cpus,
+    parse_duration,
+    parse_memory,
+)
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
@@ -89,3 +95,8 @@ def test_parsers_raise_only_value_error(text: str) -> None:
     for parse in (parse_duration, parse_memory, parse_cpus):
         with contextlib.suppress(ValueError):
             parse(text)
+
+
+def test_format_memory() -> None:
+    assert format_memory(1536 * 2**20) == "1.5 GiB"
+    assert format_memory(2**40) == "1 TiB" and format_memory(512) == "512 B"

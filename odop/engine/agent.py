@@ -288,6 +288,7 @@ def node_view(sample: dict[str, Any], cores: list[int],
     """The part of an observer sample the scheduler decides on (utilisation as 0..1);
     ``task_groups`` are the process groups of odop's running tasks."""
     cpu = sample.get("system", {}).get("cpu", {})
+    mem = sample.get("system", {}).get("mem", {})
     procs = sample.get("processes", {})
     sim = [p for p in procs.get("watched", []) if p.get("role") == "sim"]
     use = bound_use(sim, len(cores))
@@ -302,6 +303,8 @@ def node_view(sample: dict[str, Any], cores: list[int],
         "sim_n": len(sim),
         "power_w": power.get("watts", {}).get("total"),
         "power_source": ",".join(sorted(set(power.get("sources", {}).values()))),
+        "mem_total": mem.get("total"),
+        "mem_available": mem.get("available"),
         "gpus": gpu_view(sample.get("gpus") or [], task_groups),
     }
 

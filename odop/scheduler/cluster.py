@@ -36,6 +36,15 @@ class Node:
     gpus: list[dict[str, Any]] = field(default_factory=list)
     """The GPUs as last sampled: index, util (0..1), mem_used, mem_total (bytes), foreign
     (a process that is not one of odop's tasks, such as a rank, holds a context on it)."""
+    mem_total: int = 0
+    mem_available: int | None = None
+    """Bytes the node could still give (its last sample; None: not known)."""
+    _promised: dict[str, int] = field(default_factory=dict, init=False, repr=False,
+                                      compare=False)
+    """execution -> bytes promised to tasks placed since the previous sample, which the
+    latest one may not show in use yet."""
+    _promised_before: dict[str, int] = field(default_factory=dict, init=False, repr=False,
+                                             compare=False)
     gpus_granted: dict[int, str] = field(default_factory=dict)
     """GPU index -> execution holding it, from its placement until it ends (a paused task
     keeps its GPU memory, so it keeps its GPU)."""
@@ -93,6 +102,10 @@ class Node:
         self.sim_alive = sim_alive
         self.power_w = view.get("power_w")
         self.gpus = list(view.get("gpus") or [])
+        self.mem_total = int(view.get("mem_total") or 0)
+        available = view.get("mem_available")
+        self.mem_available = int(available) if available is not None else None
+        self._promised_before, self._promised = self._promised, {}
         self.power_source = view.get("power_source", "")
         self.last_seen = time.monotonic()
         # ranks expected but not seen yet (just started): every core may be theirs
@@ -182,6 +195,17 @@ class Node:
                 and not g["foreign"] and g["util"] <= threshold]
         free.sort(key=lambda g: (g["util"], g["mem_used"], g["index"]))
         return [g["index"] for g in free]
+
+    def mem_free(self, reserve: float) -> float:
+        """Bytes a new task may take: available, less ``reserve`` (0..1) of the total and
+        what was promised to tasks placed since the previous sample; inf when unknown."""
+        if self.mem_available is None:
+            return math.inf
+        promised = sum(self._promised.values()) + sum(self._promised_before.values())
+        return self.mem_available - reserve * self.mem_total - promised
+
+    def promise(self, execution: str, nbytes: int) -> None:
+        self._promised[execution] = nbytes
 
     def grant_gpus(self, gpus: Sequence[int], execution: str) -> None:
         for g in gpus:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from odop.scheduler.cluster import FreeIndex, Node
 from odop.scheduler.placement import Placement
 from odop.scheduler.selection import Pending, Queue, Selection
+from odop.tasks.units import format_memory
 
 
 class Placed(NamedTuple):
@@ -73,10 +74,13 @@ class Decider:
     """Queue, nodes and grants, and the cycle that matches them."""
 
     def __init__(self, selection: Selection, placement: Placement, *,
-                 busy_threshold: float = 0.5, share_bound: bool = True) -> None:
+                 busy_threshold: float = 0.5, share_bound: bool = True,
+                 memory_reserve: float = 0.1) -> None:
         self.selection, self.placement = selection, placement
         self._threshold, self._sim_running = busy_threshold, True
         self.share_bound = share_bound
+        self.memory_reserve = memory_reserve
+        """Share (0..1) of each node's memory never promised to tasks."""
         """Offer bound cores whose ranks mostly wait (used < the threshold) to tasks."""
         self._index = FreeIndex()
         self._stale = True
@@ -212,9 +216,9 @@ class Decider:
         if room <= 0:
             return []
         placed: list[Placed] = []
-        wants: dict[str, tuple[int, int, int]] = {}
+        wants: dict[str, tuple[int, int, int, int]] = {}
         specs, per_task, place = self.specs, self.per_task, self.placement.place
-        weighs_gpus = self.placement.weighs_gpus
+        weighs_gpus, running = self.placement.weighs_gpus, self._sim_running
         for p in self.pending.ordered(now):
             task = p.task
             spec = specs.get(task)
@@ -224,20 +228,26 @@ class Decider:
             if limit is not None and per_task[task] >= limit:
                 continue
             want = wants.get(task) or wants.setdefault(task, _wanted(spec))
-            lo, hi, n_gpus = want
+            lo, hi, n_gpus, mem_min = want
             if lo > free.max_count() or lo > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
             top = hi if hi < room else room
+            # while the simulation runs, also what the task used before: its headroom
+            need = max(mem_min, p.expected_bytes or 0) if running else mem_min
             if n_gpus or weighs_gpus:
-                choice, gpus = self._place_with_gpus(free, lo, top, n_gpus)
+                choice, gpus = self._place_with_gpus(free, lo, top, n_gpus, need)
             else:
                 choice, gpus = place(free, lo, top), []
+                if choice is not None and need and not self._holds(choice[0], need):
+                    choice = self._place_where(self._roomy(free, need), lo, top)
             if choice is None:
                 continue
             node, cores = choice
             self.activate(p.execution, task, node, cores)
             if gpus:
                 self.hold_gpus(p.execution, node, gpus)
+            if need:
+                self.nodes[node].promise(p.execution, need)
             free = self._refresh()
             room -= len(cores)
             placed.append(Placed(p, node, cores, gpus))
@@ -246,30 +256,38 @@ class Decider:
         return placed
 
     def never_fit(self) -> dict[str, str]:
-        """Queued executions no node could ever run, each with why: more cores (at least)
-        or more GPUs than the largest node has. Meaningful once every node is known."""
+        """Queued executions no node could ever run, each with why: more cores (at least),
+        GPUs or memory (its declared minimum, less the reserve) than the largest node has.
+        Meaningful once every node is known."""
         if not self.nodes:
             return {}
-        most_cores = max(len(n.cores) for n in self.nodes.values())
-        most_gpus = max(len(n.gpus) for n in self.nodes.values())
+        nodes = self.nodes.values()
+        most_cores = max(len(n.cores) for n in nodes)
+        most_gpus = max(len(n.gpus) for n in nodes)
+        most_mem = max((1 - self.memory_reserve) * (n.mem_total or math.inf) for n in nodes)
         out = {}
         for p in self.pending.values():
             spec = self.specs.get(p.task)
             if spec is None:
                 continue
-            cores, gpus = cores_wanted(spec)[0], int(spec.get("gpus") or 0)
+            cores, _, gpus, memory = _wanted(spec)
             if cores > most_cores:
                 out[p.execution] = (f"needs {cores} cores on one node; the largest node has "
                                     f"{most_cores}")
             elif gpus > most_gpus:
                 out[p.execution] = (f"needs {gpus} GPU(s) on one node; the most any node has "
                                     f"is {most_gpus}")
+            elif memory > most_mem:
+                out[p.execution] = (f"needs {format_memory(memory)} of memory on one node; the "
+                                    f"most any node offers is {format_memory(most_mem)} (its "
+                                    f"total less memory_reserve_pct)")
         return out
 
-    def _place_with_gpus(self, free: FreeIndex, lo: int, hi: int,
-                         n_gpus: int) -> tuple[tuple[str, list[int]] | None, list[int]]:
+    def _place_with_gpus(self, free: FreeIndex, lo: int, hi: int, n_gpus: int,
+                         need: int) -> tuple[tuple[str, list[int]] | None, list[int]]:
         """The placement's choice among the nodes with ``n_gpus`` GPUs free (all nodes when
-        0), telling a placement that weighs GPUs how many each node has; and the GPUs."""
+        0) and ``need`` bytes of memory, telling a placement that weighs GPUs how many each
+        node has; and the GPUs."""
         gpus_free = {name: node.free_gpus(self._threshold)
                      for name, node in self.nodes.items() if node.gpus}
         if self.placement.weighs_gpus:
@@ -278,8 +296,23 @@ class Decider:
         if n_gpus:
             where = {name: free[name] for name, g in gpus_free.items()
                      if len(g) >= n_gpus and name in free}
-        choice = self.placement.place(where, lo, hi) if where else None
+        if need:
+            where = self._roomy(where, need)
+        choice = self._place_where(where, lo, hi)
         return choice, gpus_free[choice[0]][:n_gpus] if choice and n_gpus else []
+
+    def _place_where(self, where: Mapping[str, Sequence[int]], lo: int,
+                     hi: int) -> tuple[str, list[int]] | None:
+        return self.placement.place(where, lo, hi) if where else None
+
+    def _holds(self, node: str, need: int) -> bool:
+        """True when ``node`` has ``need`` bytes of memory to give."""
+        return self.nodes[node].mem_free(self.memory_reserve) >= need
+
+    def _roomy(self, where: Mapping[str, Sequence[int]],
+               need: int) -> dict[str, Sequence[int]]:
+        """The nodes of ``where`` with ``need`` bytes of memory to give."""
+        return {name: cores for name, cores in where.items() if self._holds(name, need)}
 
     def _room(self, free: int) -> int:
         """Cores this cycle may grant: the free ones, within the core limit."""
@@ -288,9 +321,9 @@ class Decider:
         return max(0, min(free, self.core_limit(self.granted + free) - self.granted))
 
 
-def _wanted(spec: dict[str, Any]) -> tuple[int, int, int]:
-    """(cores at least, cores at most, GPUs) to grant."""
-    return (*cores_wanted(spec), int(spec.get("gpus") or 0))
+def _wanted(spec: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(cores at least, cores at most, GPUs, bytes of memory at least) to grant."""
+    return (*cores_wanted(spec), int(spec.get("gpus") or 0), int(spec.get("memory_min") or 0))
 
 
 def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:

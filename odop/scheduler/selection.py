@@ -31,6 +31,8 @@ class Pending:
     not_before: float = 0.0
     attempt: int = 0
     expected_s: float | None = None
+    expected_bytes: int | None = None
+    """Peak memory its task's past executions reached (the profile's estimate)."""
     seq: int = field(default=0, compare=False)
 
 

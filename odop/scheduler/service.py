@@ -55,6 +55,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.profiles = ProfileStore(config.home_path / "profiles.db")
         self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
                                busy_threshold=config.busy_threshold_pct / 100,
+                               memory_reserve=config.memory_reserve_pct / 100,
                                share_bound=config.share_bound_cores)
         self.endpoint = endpoint or paths.scheduler_endpoint
         self.sock = transport.router(self.endpoint, run_root=paths.root)
@@ -109,7 +110,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         return Pending(row["id"], row["task"], row["args"], row["submitted_at"],
                        priority=row["priority"], deadline=row["deadline"],
                        not_before=row["not_before"], attempt=row["attempt"],
-                       expected_s=estimate.duration_s)
+                       expected_s=estimate.duration_s, expected_bytes=estimate.memory_bytes)
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:

@@ -124,6 +124,14 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
+def format_memory(nbytes: float) -> str:
+    """A short human form of a size in bytes ('512 MiB', '1.5 GiB')."""
+    for unit, scale in (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.4g} {unit}"
+    return f"{nbytes:.0f} B"
+
+
 def duration_field(task: str, field: str, value: object, *, positive: bool = False) -> float:
     """``value`` as seconds for a task's ``field``, or a SpecError naming task and field."""
     from odop.errors import SpecError

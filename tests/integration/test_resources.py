@@ -1,5 +1,6 @@
-"""GPU tasks get an idle GPU, and only that one; other tasks see none. Real scheduler and
-agent processes; the GPUs are NVML fakes (tests/fake_nvml), as this machine has none."""
+"""GPU tasks get an idle GPU, and only that one; other tasks see none; what no node can
+hold is skipped at the end, with why. Real scheduler and agent processes; the GPUs are
+NVML fakes (tests/fake_nvml), as this machine has none."""
 
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ def test_gpu_tasks_run_on_the_idle_gpu_one_at_a_time(tmp_path: Path, odop_home: 
     try:
         specs = [parse_spec({"name": name, "function": f"{tmp_path}/looks.py:look", **extra},
                             source="test")
-                 for name, extra in (("infer", {"gpus": 1}), ("plain", {}), ("big", {"gpus": 4}))]
+                 for name, extra in (("infer", {"gpus": 1}), ("plain", {}), ("big", {"gpus": 4}),
+                                     ("huge", {"memory": "1000T"}))]
         client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs])
-        for i, task in enumerate(["infer", "infer", "plain", "big"]):
+        for i, task in enumerate(["infer", "infer", "plain", "big", "huge"]):
             client.submit(f"x{i}", task, {"out": str(tmp_path / f"x{i}.json")})
         assert client.flush(20)
         wait_for(lambda: [e["state"] for e in executions(paths.root)][:3] == ["done"] * 3, 60,
@@ -67,5 +69,7 @@ def test_gpu_tasks_run_on_the_idle_gpu_one_at_a_time(tmp_path: Path, odop_home: 
     assert rows["x0"]["gpus"] == rows["x1"]["gpus"] == [1] and rows["x2"]["gpus"] == []
     assert rows["x3"]["state"] == "skipped"
     assert rows["x3"]["reason"] == "needs 4 GPU(s) on one node; the most any node has is 3"
+    assert rows["x4"]["state"] == "skipped"
+    assert rows["x4"]["reason"].startswith("needs 909.5 TiB of memory on one node; the most any")
     first, second = sorted((rows["x0"], rows["x1"]), key=lambda e: e["started_at"])
     assert first["ended_at"] <= second["started_at"]  # one idle GPU: one at a time
