@@ -39,3 +39,13 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
              for r in [header, *rows]]
     return "\n".join(lines)
+
+
+def ids(numbers: list[int]) -> str:
+    """Core or GPU numbers as ``0,2,3``."""
+    return ",".join(map(str, numbers))
+
+
+def grant(cores: list[int], gpus: list[int]) -> str:
+    """What an execution holds: its cores, and ``gpu i,j`` when it holds GPUs."""
+    return ids(cores) + (f" gpu {ids(gpus)}" if gpus else "")

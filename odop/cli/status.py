@@ -6,10 +6,10 @@ import argparse
 import time
 from typing import Any
 
-from odop.cli.common import add_json, add_run, print_json, run_paths, table
+from odop.cli.common import add_json, add_run, grant, print_json, run_paths, table
 from odop.store.executions import RunStore
 
-FIELDS = ("id", "task", "state", "node", "cores", "attempt", "started_at", "ended_at",
+FIELDS = ("id", "task", "state", "node", "cores", "gpus", "attempt", "started_at", "ended_at",
           "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at")
 
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {snap['run']}  ({paths.root})")
     print("  ".join(f"{k}: {v}" for k, v in sorted(snap["counts"].items())) or "no executions")
-    rows = [[e["id"][:8], e["task"], e["state"], e["node"] or "", _cores(e["cores"]),
+    rows = [[e["id"][:8], e["task"], e["state"], e["node"] or "", grant(e["cores"], e["gpus"]),
              _t(e["started_at"]), _dur(e["wall_s"]), _num(e["cpu_s"]), _mib(e["max_rss_bytes"]),
              "" if e["exit_code"] is None else str(e["exit_code"])]
             for e in snap["executions"]]
@@ -56,10 +56,6 @@ def run(args: argparse.Namespace) -> int:
               "running" if not c["ended_at"] else "ended"] for c in snap["components"]]
     print(table(comps, ["component", "node", "pid", "started", "state"]))
     return 0
-
-
-def _cores(cores: list[int]) -> str:
-    return ",".join(map(str, cores))
 
 
 def _t(t: float | None) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from odop.cli.argtypes import positive_seconds
-from odop.cli.common import add_run, run_paths, table
+from odop.cli.common import add_run, grant, ids, run_paths, table
 from odop.report.live import LiveRun, RunningTask, Snapshot
 
 HOME, CLEAR_LINE, CLEAR_DOWN = "\x1b[H", "\x1b[K", "\x1b[J"
@@ -78,7 +78,7 @@ def render(snap: Snapshot) -> list[str]:
              + ("" if not c.get("cancelled") else f"  cancelled {c['cancelled']}"), ""]
     lines += _running(snap.running)
     lines += ["", "nodes:"]
-    rows = [[n.node, str(len(n.cores)), str(len(n.idle)), _cores(n.idle) or "-",
+    rows = [[n.node, str(len(n.cores)), str(len(n.idle)), ids(n.idle) or "-",
              "n/a" if n.watts is None else f"{n.watts:.1f} W", n.power_source,
              f"{n.sample_age_s:.1f} s"] for n in snap.nodes]
     lines += _indent(table(rows, ["node", "cores", "idle", "idle cores", "power", "source",
@@ -110,13 +110,9 @@ def _bar(progress: float | None) -> str:
     return f"[{'#' * filled}{'.' * (BAR - filled)}] {100 * progress:.0f}%{note}"
 
 
-def _cores(cores: list[int]) -> str:
-    return ",".join(map(str, cores))
-
-
 def _where(t: RunningTask) -> str:
     """``node:cores``, and ``gpu i,j`` for a task granted GPUs."""
-    return f"{t.node}:{_cores(t.cores)}" + (f" gpu {_cores(t.gpus)}" if t.gpus else "")
+    return f"{t.node}:{grant(t.cores, t.gpus)}"
 
 
 def _indent(text: str) -> list[str]:
