@@ -79,9 +79,9 @@ class Decider:
         self.selection, self.placement = selection, placement
         self._threshold, self._sim_running = busy_threshold, True
         self.share_bound = share_bound
+        """Offer bound cores whose ranks mostly wait (used < the threshold) to tasks."""
         self.memory_reserve = memory_reserve
         """Share (0..1) of each node's memory never promised to tasks."""
-        """Offer bound cores whose ranks mostly wait (used < the threshold) to tasks."""
         self._index = FreeIndex()
         self._stale = True
         """Rebuild the index on the next cycle (node set, threshold or sim state changed)."""
