@@ -12,6 +12,7 @@ from typing import Any
 
 import zmq
 
+from odop.launch.client import Client
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, validate
@@ -170,3 +171,30 @@ def stop_agent(router: zmq.Socket, ident: bytes, proc: subprocess.Popen) -> None
     else:
         proc.wait(10)
     router.close(0)
+
+
+@contextmanager
+def live_run(home: Path, name: str, *, cores: str = "0", config: Path | None = None,
+             **env: str) -> Iterator[tuple[RunPaths, Client]]:
+    """A run served by a real scheduler and one agent (node ``n`` on ``cores``, a sample
+    every 0.2 s), started from the shell with ``env`` added, and a client to it; (run
+    folder, client). Both processes are killed on the way out."""
+    from tests.conftest import child_env
+
+    paths = RunPaths(home / "runs" / name).create()
+    RunStore(paths.db).close()
+    extra = ["--config", str(config)] if config else []
+    procs = [subprocess.Popen([sys.executable, "-m", "odop", *args],
+                              env=child_env(ODOP_HOME=str(home), **env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for args in (["scheduler", "--run", name, *extra],
+                          ["agent", "--run", name, "--node", "n", "--cores", cores,
+                           "--interval", "0.2"])]
+    client = Client(paths.scheduler_endpoint)
+    try:
+        yield paths, client
+    finally:
+        client.close()
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)

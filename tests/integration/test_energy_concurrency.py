@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from odop.launch.client import Client
-from odop.paths import RunPaths
 from odop.protocol import MsgType
-from odop.store.executions import RunStore
 from odop.tasks.spec import parse_spec
-from tests.conftest import child_env
-from tests.integration.helpers import executions, wait_for
+from tests.integration.helpers import executions, live_run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +32,7 @@ def _run(tmp_path: Path, home: Path, name: str, carbon: list[int]) -> list[dict[
     grid.write_text("t,carbon\n" + "".join(f"{h * 3600},{v}\n" for h, v in enumerate(carbon)))
     config = tmp_path / f"{name}.toml"
     config.write_text(f'[energy]\nprovider = "replay"\nfile = "{grid}"\nmode = "relative"\n')
-    paths = RunPaths(home / "runs" / name).create()
-    RunStore(paths.db).close()
-    env = child_env(ODOP_HOME=str(home))
-    procs = [subprocess.Popen([sys.executable, "-m", "odop", *args], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for args in (["scheduler", "--run", name, "--config", str(config)],
-                          ["agent", "--run", name, "--node", "n", "--cores", "0,1",
-                           "--interval", "0.2"])]
-    client = Client(paths.scheduler_endpoint)
-    try:
+    with live_run(home, name, cores="0,1", config=config) as (paths, client):
         spec = parse_spec({"name": "nap", "function": f"{tmp_path}/naps.py:nap",
                            "priority": 10}, source="test")  # no level threshold holds it
         client.send(MsgType.DECLARE, track=True, tasks=[spec.to_dict()])
@@ -58,10 +43,6 @@ def _run(tmp_path: Path, home: Path, name: str, carbon: list[int]) -> list[dict[
                  "the naps to finish while the simulation runs")
         client.request(MsgType.SIM_END, 30, rank=0)
         return executions(paths.root)
-    finally:
-        client.close()
-        for proc in procs:
-            proc.kill()
 
 
 def test_a_dirty_grid_takes_cores_back_a_clean_one_gives_them(tmp_path: Path,

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from odop.launch.client import Client
-from odop.paths import RunPaths
 from odop.protocol import MsgType
-from odop.store.executions import RunStore
 from odop.tasks.spec import parse_spec
-from tests.conftest import REPO, child_env
-from tests.integration.helpers import executions, wait_for
+from tests.conftest import REPO
+from tests.integration.helpers import executions, live_run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +31,9 @@ def test_gpu_tasks_run_on_the_idle_gpu_one_at_a_time(tmp_path: Path, odop_home: 
     gpus = [{"uuid": "GPU-rank", "util": 5, "procs": [[os.getpid(), 2**30]]},  # a rank's
             {"uuid": "GPU-idle"},
             {"uuid": "GPU-busy", "util": 90}]  # used by something NVML cannot name
-    paths = RunPaths(odop_home / "runs" / "gpu").create()
-    RunStore(paths.db).close()
-    env = child_env(ODOP_HOME=str(odop_home), ODOP_FAKE_NVML=json.dumps(gpus),
-                    PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "fake_nvml"), str(REPO)]))
-    procs = [subprocess.Popen([sys.executable, "-m", "odop", *args], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for args in (["scheduler", "--run", "gpu"],
-                          ["agent", "--run", "gpu", "--node", "n", "--cores", "0,1",
-                           "--interval", "0.2"])]
-    client = Client(paths.scheduler_endpoint)
-    try:
+    fake_nvml = os.pathsep.join([str(REPO / "tests" / "fake_nvml"), str(REPO)])
+    with live_run(odop_home, "gpu", cores="0,1", ODOP_FAKE_NVML=json.dumps(gpus),
+                  PYTHONPATH=fake_nvml) as (paths, client):
         specs = [parse_spec({"name": name, "function": f"{tmp_path}/looks.py:look", **extra},
                             source="test")
                  for name, extra in (("infer", {"gpus": 1}), ("plain", {}), ("big", {"gpus": 4}),
@@ -58,10 +45,6 @@ def test_gpu_tasks_run_on_the_idle_gpu_one_at_a_time(tmp_path: Path, odop_home: 
         wait_for(lambda: [e["state"] for e in executions(paths.root)][:3] == ["done"] * 3, 60,
                  "the tasks to finish while the simulation runs")
         assert client.request(MsgType.SIM_END, 30, rank=0) is not None  # the drain ends
-    finally:
-        client.close()
-        for proc in procs:
-            proc.kill()
     seen = {i: json.loads((tmp_path / f"x{i}.json").read_text()) for i in range(3)}
     assert seen[0] == seen[1] == {"CUDA_VISIBLE_DEVICES": "1", "ODOP_GPUS": "1"}
     assert seen[2] == {"CUDA_VISIBLE_DEVICES": "", "ODOP_GPUS": ""}  # asked none, sees none

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from odop.launch.client import Client
 from odop.paths import RunPaths
 from odop.protocol import MsgType
-from odop.store.executions import RunStore
 from odop.tasks.spec import parse_spec
 from tests.conftest import child_env
-from tests.integration.helpers import executions, wait_for
+from tests.integration.helpers import executions, live_run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +27,7 @@ def odop(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 def test_submit_and_cancel_from_the_shell(tmp_path: Path, odop_home: Path) -> None:
     (tmp_path / "waits.py").write_text(TASK)
-    paths = RunPaths(odop_home / "runs" / "cli").create()
-    RunStore(paths.db).close()
-    env = child_env(ODOP_HOME=str(odop_home))
-    procs = [subprocess.Popen([sys.executable, "-m", "odop", *args], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for args in (["scheduler", "--run", "cli"],
-                          ["agent", "--run", "cli", "--node", "n", "--cores", "0",
-                           "--interval", "0.2"])]
-    client = Client(paths.scheduler_endpoint)
-    try:
+    with live_run(odop_home, "cli") as (paths, client):
         spec = parse_spec({"name": "wait", "function": f"{tmp_path}/waits.py:wait"},
                           source="test")
         client.send(MsgType.DECLARE, track=True, tasks=[spec.to_dict()])
@@ -58,10 +47,6 @@ def test_submit_and_cancel_from_the_shell(tmp_path: Path, odop_home: Path) -> No
         bad = odop("submit", "nope", "--run", "cli", home=odop_home)
         assert bad.returncode == 2 and "unknown task 'nope'" in bad.stderr
         client.request(MsgType.SIM_END, 30, rank=0)
-    finally:
-        client.close()
-        for proc in procs:
-            proc.kill()
 
 
 def _state(paths: RunPaths, execution: str) -> str | None:
