@@ -15,6 +15,7 @@ import pytest
 
 from odop.engine.engine import Engine, Exit, fill_argv, gpu_env
 from odop.engine.spawn import SpawnError, clean_env
+from odop.tasks.spec import parse_spec
 
 TASKS = '''
 import json, os
@@ -202,3 +203,16 @@ def test_a_task_sees_its_granted_gpus_only() -> None:
     assert gpu_env([2, 0]) == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
                                "CUDA_VISIBLE_DEVICES": "2,0", "ODOP_GPUS": "2,0"}
     assert gpu_env([])["CUDA_VISIBLE_DEVICES"] == ""  # granted none: sees none
+
+
+def test_an_executable_runs_its_program_with_its_filled_argv(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "say", "program": "/bin/echo", "argv": ["hello", "{who}"]},
+                      source="test").to_dict()
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    engine.start("e1", spec, {"who": "world"}, [min(os.sched_getaffinity(0))])
+    end, exits = time.monotonic() + 30, []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.02)
+    assert exits and exits[0].exit_code == 0
+    assert (tmp_path / "run" / "tasks" / "e1" / "stdout").read_text() == "hello world\n"

@@ -499,3 +499,28 @@ def test_a_memory_minimum_no_node_offers_is_named() -> None:
     d.enqueue(Pending("x", "huge", {}, 0.0))
     assert d.never_fit() == {"x": "needs 1 TiB of memory on one node; the most any node "
                                   "offers is 14.4 GiB (its total less memory_reserve_pct)"}
+
+
+def test_a_task_over_nodes_gets_equal_grants_on_the_first_that_fit() -> None:
+    d = decider()
+    d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 4.0, "nodes": 2}
+    d.add_node(node("a", 4, bound=[0, 1, 2, 3]))  # no core free
+    d.add_node(node("b", 4, bound=[0]))
+    d.add_node(node("c", 4, bound=[0, 1]))
+    d.enqueue(Pending("w", "wide", {}, 0.0))
+    d.enqueue(pend(1))
+    placed = d.cycle(0.0)
+    assert [(p.node, p.cores, p.spans) for p in placed] == [("b", [1, 2], [("c", [2, 3])]),
+                                                            ("b", [3], [])]
+    assert d.granted == 5 and d.nodes["c"].granted == {2: "w", 3: "w"}
+    d.release("w")
+    assert d.granted == 1 and not d.nodes["c"].granted and d.spans == {}
+
+
+def test_a_task_over_more_nodes_than_there_are_is_named() -> None:
+    d = decider()
+    d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 1.0, "nodes": 3}
+    d.add_node(node("a", 2))
+    d.add_node(node("b", 2))
+    d.enqueue(Pending("w", "wide", {}, 0.0))
+    assert d.cycle(0.0) == [] and d.never_fit() == {"w": "needs 3 nodes; the run has 2"}

@@ -62,12 +62,12 @@ def test_executable_argv_template() -> None:
 
 
 def test_mpi_kind_and_after_trigger() -> None:
-    s = parse_spec({"name": "render", "kind": "mpi", "program": "render", "nodes": 1,
+    s = parse_spec({"name": "render", "kind": "mpi", "program": "render", "nodes": 2,
                     "ranks_per_node": 4, "trigger": {"after": "reduce"}}, source="t.json")
-    assert (s.kind, s.nodes, s.ranks_per_node) == ("mpi", 1, 4)
-    with pytest.raises(SpecError, match="spanning nodes is not supported yet"):
-        parse_spec({"name": "render", "kind": "mpi", "program": "render", "nodes": 2},
-                   source="t.json")
+    assert (s.kind, s.nodes, s.ranks_per_node) == ("mpi", 2, 4)
+    with pytest.raises(SpecError, match="GPUs are granted to tasks on one node"):
+        parse_spec({"name": "render", "kind": "mpi", "program": "render", "nodes": 2,
+                    "gpus": 1}, source="t.json")
     assert s.trigger == {"kind": "after", "task": "reduce"} and s.depends_on == ("reduce",)
 
 

@@ -33,6 +33,7 @@ from odop.errors import OdopError
 from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore
 from odop.store.states import ExecState
+from odop.tasks.spec import command_template
 
 RUNNER = ("import json, sys; from odop.tasks.target import load_callable; "
           "load_callable(sys.argv[1])(**json.loads(sys.argv[2]))")
@@ -78,7 +79,7 @@ def task_command(spec: dict[str, Any], args: dict[str, Any], python: str = "pyth
             raise OdopError(f"task {spec.get('name')!r}: arguments {args!r} are not JSON: "
                             f"{exc}") from None
         return [python, "-c", RUNNER, str(spec["target"]), text]
-    template = list(spec.get("argv") or [spec.get("target", "")])
+    template = command_template(spec)
     try:  # the same filling as odop.engine.engine.fill_argv
         return [str(part).format_map(args) for part in template]
     except (KeyError, IndexError, ValueError) as exc:

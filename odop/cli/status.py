@@ -9,8 +9,8 @@ from typing import Any
 from odop.cli.common import add_json, add_run, grant, print_json, run_paths, table
 from odop.store.executions import RunStore
 
-FIELDS = ("id", "task", "state", "node", "cores", "gpus", "attempt", "started_at", "ended_at",
-          "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at")
+FIELDS = ("id", "task", "state", "node", "cores", "gpus", "spans", "attempt", "started_at",
+          "ended_at", "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at")
 
 
 def add_parser(sub: Any) -> None:

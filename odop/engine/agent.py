@@ -233,7 +233,7 @@ class Agent:
             return
         try:
             proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"],
-                                     gpus=msg.get("gpus") or [])
+                                     gpus=msg.get("gpus") or [], hosts=msg.get("hosts") or [])
         except (SpawnError, OSError, KeyError, ValueError, TypeError, IndexError) as exc:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
@@ -295,6 +295,7 @@ def node_view(sample: dict[str, Any], cores: list[int],
     power = sample.get("power", {})
     return {
         "t": sample.get("t", time.time()),
+        "host": os.uname().nodename,
         "cores": cores,
         "util": cpu.get("util", []),
         "sim_bound": sorted(use),

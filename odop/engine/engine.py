@@ -25,6 +25,7 @@ from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
 from odop.paths import RunPaths
+from odop.tasks.spec import command_template
 
 __all__ = ["Engine", "Exit", "fill_argv"]
 LOST_AFTER_S = 5.0
@@ -103,9 +104,11 @@ class Engine:
 
     # -- starting -----------------------------------------------------------------------
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-              cores: list[int], gpus: Sequence[int] = ()) -> TaskProcess:
-        """Start one execution of ``spec`` on ``cores`` (and ``gpus``, NVML indices); raises
-        SpawnError if it cannot."""
+              cores: list[int], gpus: Sequence[int] = (),
+              hosts: Sequence[Mapping[str, Any]] = ()) -> TaskProcess:
+        """Start one execution of ``spec`` on ``cores`` (and ``gpus``, NVML indices; an mpi
+        task spanning nodes on ``hosts``, each ``{"host", "cores"}``, this node first);
+        raises SpawnError if it cannot."""
         folder = self.paths.task_dir(execution)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         env = {**self._env(execution, spec, cores, folder), **gpu_env(gpus)}
@@ -115,7 +118,7 @@ class Engine:
             pid = self._fork(execution, spec, args, cores, env, folder, cgroup)
         served = pid is not None
         if pid is None:
-            pid = self._spawn(execution, spec, args, cores, env, folder, cgroup)
+            pid = self._spawn(execution, spec, args, cores, env, folder, cgroup, hosts)
         limit = spec.get("time_limit_s")
         proc = TaskProcess(execution, pid, list(cores),
                            deadline=time.monotonic() + limit if limit else None)
@@ -139,10 +142,11 @@ class Engine:
             return None  # not ready yet, or gone (reap() restarts it): the fresh path
 
     def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-               cores: list[int], env: dict[str, str], folder: str, cgroup: str | None) -> int:
-        argv = fill_argv(spec.get("argv") or [spec.get("target", "")], args)
+               cores: list[int], env: dict[str, str], folder: str, cgroup: str | None,
+               hosts: Sequence[Mapping[str, Any]] = ()) -> int:
+        argv = fill_argv(command_template(spec), args)
         if spec["kind"] == "mpi":
-            argv = mpi_argv(spec, argv, cores, env)
+            argv = mpi_argv(spec, argv, cores, env, hosts)
         order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
                  "args": dict(args), "memory_max": spec.get("memory_max"), "cgroup": cgroup,
                  "parent": os.getpid(), "drain": spec.get("drain")}

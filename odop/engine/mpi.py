@@ -21,10 +21,8 @@ from typing import Any
 
 
 def ranks(spec: Mapping[str, Any], cores: Sequence[int]) -> int:
-    """Ranks to start: ``ranks_per_node`` (or one per granted core) on each host."""
-    hosts = spec.get("hosts") or [None]
-    per_node = spec.get("ranks_per_node") or len(cores)
-    return max(1, int(per_node)) * len(hosts)
+    """Ranks to start on one node: ``ranks_per_node``, or one per granted core."""
+    return max(1, int(spec.get("ranks_per_node") or len(cores)))
 
 
 def threads_per_rank(spec: Mapping[str, Any], cores: Sequence[int]) -> int:
@@ -55,16 +53,32 @@ def flavour(program: str) -> str:
 
 
 def mpi_argv(spec: Mapping[str, Any], argv: Sequence[str], cores: Sequence[int],
-             env: Mapping[str, str]) -> list[str]:
-    """``mpiexec -n k [binding] [hosts] argv...`` for one node's grant."""
+             env: Mapping[str, str], hosts: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """``mpiexec -n k [binding] argv...`` for one node's grant, or, across ``hosts``
+    (``{"host", "cores"}`` each, this node first), a block of ranks per host, each rank
+    pinned to its host's grant by odop.engine.rankpin."""
     program = launcher(env.get("PATH"))
-    line = [program, "-n", str(ranks(spec, cores))]
     kind = flavour(program)
+    if len(hosts) > 1:
+        return _across(program, kind, spec, argv, hosts)
+    line = [program, "-n", str(ranks(spec, cores))]
     if kind == "hydra":
         line += ["-bind-to", "user:" + ",".join(str(c) for c in cores)]
     elif kind == "openmpi":
         line += ["--bind-to", "none"]
-    hosts = spec.get("hosts")
-    if hosts:
-        line += ["-hosts" if kind == "hydra" else "--host", ",".join(map(str, hosts))]
     return line + list(argv)
+
+
+def _across(program: str, kind: str, spec: Mapping[str, Any], argv: Sequence[str],
+            hosts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The launch line of an mpi task over several nodes' grants (equal in size)."""
+    per = ranks(spec, hosts[0]["cores"])
+    slots = ",".join(f"{h['host']}:{per}" for h in hosts)
+    line = [program, "-n", str(per * len(hosts))]
+    if kind == "openmpi":
+        line += ["--host", slots, "--bind-to", "none"]
+    else:
+        line += ["-hosts", slots, "-bind-to", "none"]
+    grants = ";".join(",".join(str(int(c)) for c in h["cores"]) for h in hosts)
+    pin = [sys.executable, "-m", "odop.engine.rankpin", str(per), grants]
+    return line + pin + (["--drain"] if spec.get("drain") else []) + ["--", *argv]

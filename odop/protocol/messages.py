@@ -93,6 +93,7 @@ SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
     MsgType.START: {
         "execution": (str,), "spec": (dict,), "args": (dict,), "cores": _cores,
         "attempt": (int,), "gpus": (ListOf(int), type(None)),
+        "hosts": (ListOf(dict), type(None)),
     },
     MsgType.PAUSE: {"execution": (str,)},
     MsgType.RESUME: {"execution": (str,)},

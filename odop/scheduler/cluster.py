@@ -25,6 +25,8 @@ class Node:
     name: str
     identity: bytes
     cores: list[int]
+    host: str = ""
+    """Its host name, for a launcher (the node id may differ); the name until sampled."""
     util: list[float] = field(default_factory=list)
     sim_bound: frozenset[int] = frozenset()
     sim_n: int = 0
@@ -102,6 +104,7 @@ class Node:
         self.sim_alive = sim_alive
         self.power_w = view.get("power_w")
         self.gpus = list(view.get("gpus") or [])
+        self.host = str(view.get("host") or self.host or self.name)
         self.mem_total = int(view.get("mem_total") or 0)
         available = view.get("mem_available")
         self.mem_available = int(available) if available is not None else None

@@ -25,13 +25,15 @@ from odop.tasks.units import format_memory
 
 
 class Placed(NamedTuple):
-    """An execution granted ``cores`` (and ``gpus``, NVML indices) on ``node``; the service
-    sends it a start command. A tuple: a burst makes thousands in one cycle."""
+    """An execution granted ``cores`` (and ``gpus``, NVML indices) on ``node``, and, for an
+    mpi task over several nodes, ``spans`` (node, cores) on the others; the service sends
+    ``node``'s agent a start command. A tuple: a burst makes thousands in one cycle."""
 
     pending: Pending
     node: str
     cores: list[int]
     gpus: list[int]
+    spans: list[tuple[str, list[int]]]
 
 
 class _Nodes(dict[str, Node]):
@@ -98,6 +100,9 @@ class Decider:
         """Cores held by active executions, all nodes together."""
         self.gpus_held: dict[str, tuple[str, list[int]]] = {}
         """execution -> (node, GPU indices), from placement until it ends (paused too)."""
+        self.spans: dict[str, list[tuple[str, list[int]]]] = {}
+        """execution -> (node, cores) it holds beyond its own node: an mpi task over
+        several nodes, whose launcher runs on the node in ``active``."""
         self.core_limit: Callable[[int], int] | None = None
         """Given the cores odop could hold now (held + free), how many it may hold (the
         energy policy's concurrency); None: all of them."""
@@ -154,12 +159,25 @@ class Decider:
             if node in self.nodes:
                 self.nodes[node].grant_gpus(gpus, execution)
 
+    def hold_spans(self, execution: str, spans: list[tuple[str, list[int]]]) -> None:
+        """Record an execution holding cores on other nodes too (also after a restart)."""
+        if spans:
+            self.spans[execution] = [(node, list(cores)) for node, cores in spans]
+            for node, cores in spans:
+                self.granted += len(cores)
+                if node in self.nodes:
+                    self.nodes[node].grant(cores, execution)
+
     def release(self, execution: str, *, keep_gpus: bool = False) -> str | None:
         """Forget an execution's grant, its GPUs too unless ``keep_gpus`` (it is paused or
         moved, not gone); returns the node of its cores."""
         gpus = None if keep_gpus else self.gpus_held.pop(execution, None)
         if gpus is not None and gpus[0] in self.nodes:
             self.nodes[gpus[0]].release_gpus(execution)
+        for node, cores in self.spans.pop(execution, ()):
+            self.granted -= len(cores)
+            if node in self.nodes:
+                self.nodes[node].release(execution)
         held = self.active.pop(execution, None)
         if held is None:
             return None
@@ -181,6 +199,10 @@ class Decider:
         for execution, (where, gpus) in self.gpus_held.items():
             if where == node.name:
                 node.grant_gpus(gpus, execution)
+        for execution, spans in self.spans.items():
+            for where, cores in spans:
+                if where == node.name:
+                    node.grant(cores, execution)
 
     def has_free_core(self) -> bool:
         """True when some node has a core free now (from the index: no copies)."""
@@ -216,7 +238,7 @@ class Decider:
         if room <= 0:
             return []
         placed: list[Placed] = []
-        wants: dict[str, tuple[int, int, int, int]] = {}
+        wants: dict[str, tuple[int, int, int, int, int]] = {}
         specs, per_task, place = self.specs, self.per_task, self.placement.place
         weighs_gpus, running = self.placement.weighs_gpus, self._sim_running
         for p in self.pending.ordered(now):
@@ -228,13 +250,18 @@ class Decider:
             if limit is not None and per_task[task] >= limit:
                 continue
             want = wants.get(task) or wants.setdefault(task, _wanted(spec))
-            lo, hi, n_gpus, mem_min = want
-            if lo > free.max_count() or lo > room:
+            lo, hi, n_gpus, mem_min, n_nodes = want
+            if lo > free.max_count() or lo * n_nodes > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
             top = hi if hi < room else room
             # while the simulation runs, also what the task used before: its headroom
             need = max(mem_min, p.expected_bytes or 0) if running else mem_min
-            if n_gpus or weighs_gpus:
+            spans: list[tuple[str, list[int]]] = []
+            gpus: list[int] = []
+            if n_nodes > 1:
+                across = self._place_across(free, lo, min(hi, room // n_nodes), n_nodes, need)
+                choice, spans = (across[0], across[1:]) if across else (None, [])
+            elif n_gpus or weighs_gpus:
                 choice, gpus = self._place_with_gpus(free, lo, top, n_gpus, need)
             else:
                 choice, gpus = place(free, lo, top), []
@@ -246,11 +273,14 @@ class Decider:
             self.activate(p.execution, task, node, cores)
             if gpus:
                 self.hold_gpus(p.execution, node, gpus)
+            if spans:
+                self.hold_spans(p.execution, spans)
             if need:
-                self.nodes[node].promise(p.execution, need)
+                for where, _ in [choice, *spans]:
+                    self.nodes[where].promise(p.execution, need)
             free = self._refresh()
-            room -= len(cores)
-            placed.append(Placed(p, node, cores, gpus))
+            room -= len(cores) * n_nodes
+            placed.append(Placed(p, node, cores, gpus, spans))
             if room <= 0 or free.total <= 0:
                 break
         return placed
@@ -270,8 +300,10 @@ class Decider:
             spec = self.specs.get(p.task)
             if spec is None:
                 continue
-            cores, _, gpus, memory = _wanted(spec)
-            if cores > most_cores:
+            cores, _, gpus, memory, n_nodes = _wanted(spec)
+            if n_nodes > len(self.nodes):
+                out[p.execution] = f"needs {n_nodes} nodes; the run has {len(self.nodes)}"
+            elif cores > most_cores:
                 out[p.execution] = (f"needs {cores} cores on one node; the largest node has "
                                     f"{most_cores}")
             elif gpus > most_gpus:
@@ -301,6 +333,24 @@ class Decider:
         choice = self._place_where(where, lo, hi)
         return choice, gpus_free[choice[0]][:n_gpus] if choice and n_gpus else []
 
+    def _place_across(self, free: FreeIndex, lo: int, hi: int, n: int,
+                      need: int) -> list[tuple[str, list[int]]] | None:
+        """The first ``n`` nodes, in order, with ``lo`` cores (and ``need`` bytes) free,
+        each granted the same count of its lowest free cores: as many as every one of
+        them has, at most ``hi``; None when fewer nodes have room."""
+        picked: list[str] = []
+        name = free.first(lo)
+        while name is not None and len(picked) < n:
+            if not need or self._holds(name, need):
+                picked.append(name)
+            after = free.first(lo, free.position(name) + 1)
+            name = after if after is not None and free.position(after) > free.position(name) \
+                else None  # first() wraps around: past the last node
+        if len(picked) < n:
+            return None
+        width = min([hi, *(len(free[name]) for name in picked)])
+        return [(name, list(free[name][:width])) for name in picked] if width >= lo else None
+
     def _place_where(self, where: Mapping[str, Sequence[int]], lo: int,
                      hi: int) -> tuple[str, list[int]] | None:
         return self.placement.place(where, lo, hi) if where else None
@@ -321,9 +371,11 @@ class Decider:
         return max(0, min(free, self.core_limit(self.granted + free) - self.granted))
 
 
-def _wanted(spec: dict[str, Any]) -> tuple[int, int, int, int]:
-    """(cores at least, cores at most, GPUs, bytes of memory at least) to grant."""
-    return (*cores_wanted(spec), int(spec.get("gpus") or 0), int(spec.get("memory_min") or 0))
+def _wanted(spec: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(cores at least, cores at most, GPUs, bytes of memory at least, nodes) to grant;
+    cores, GPUs and memory are per node."""
+    return (*cores_wanted(spec), int(spec.get("gpus") or 0), int(spec.get("memory_min") or 0),
+            max(1, int(spec.get("nodes") or 1)))
 
 
 def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:

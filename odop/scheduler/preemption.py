@@ -96,6 +96,8 @@ class Preemption:
             return
         task, node_name, cores = held
         policy = policy or svc.decider.specs.get(task, {}).get("preempt", "pause")
+        if execution in svc.decider.spans:
+            policy = "requeue"  # over several nodes: it can be neither stopped nor moved as one
         if capped:
             self.capped.add(execution)
         if policy == "repin" and self._repin(execution, cores, reason):

@@ -98,6 +98,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
             self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
             self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
+            self.decider.hold_spans(row["id"], [(n, c) for n, c in row["spans"]])
             self.missing[row["id"]] = time.monotonic()
         for row in self.store.in_states(ExecState.PAUSED):  # paused: no cores, its GPUs
             self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
@@ -232,11 +233,15 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self.energy.forget(p.pending.execution)  # its deferral decision is spent
             node = self.decider.nodes[p.node]
             spec = self._with_limit(self.decider.specs[p.pending.task])
+            where = [f"{n}:{c}" for n, c in [(p.node, p.cores), *p.spans]]
             gpus = f" gpus {p.gpus}" if p.gpus else ""
             self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
-                                  cores=p.cores, gpus=p.gpus, detail=f"{p.node}:{p.cores}{gpus}")
+                                  cores=p.cores, gpus=p.gpus, spans=p.spans,
+                                  detail=" ".join(where) + gpus)
+            hosts = [{"host": self.decider.nodes[n].host, "cores": c}
+                     for n, c in [(p.node, p.cores), *p.spans]] if p.spans else None
             self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
-                       args=p.pending.args, cores=p.cores, gpus=p.gpus,
+                       args=p.pending.args, cores=p.cores, gpus=p.gpus, hosts=hosts,
                        attempt=p.pending.attempt)
 
     def _with_limit(self, spec: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS executions (
     node TEXT, cores TEXT, pid INTEGER, started_at REAL, ended_at REAL,
     exit_code INTEGER, signal INTEGER, reason TEXT,
     cpu_s REAL, max_rss_bytes INTEGER, wall_s REAL, origin TEXT,
-    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER, gpus TEXT);
+    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER, gpus TEXT, spans TEXT);
 CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
     execution TEXT NOT NULL, t REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
@@ -59,8 +59,9 @@ class RunStore:
     def _add_columns(self) -> None:
         """Bring a run database made by an earlier odop up to this schema."""
         have = {r["name"] for r in self.conn.execute("PRAGMA table_info(executions)")}
-        if "gpus" not in have:
-            self.conn.execute("ALTER TABLE executions ADD COLUMN gpus TEXT")
+        for column in ("gpus", "spans"):
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE executions ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -185,8 +186,8 @@ class RunStore:
         return {r["key"]: json.loads(r["value"]) for r in self.conn.execute("SELECT * FROM meta")}
 
 
-LIST_COLUMNS = ("cores", "gpus")
-"""Columns holding a list of ints, as JSON text."""
+LIST_COLUMNS = ("cores", "gpus", "spans")
+"""Columns holding a list (of ints; spans: of [node, cores]), as JSON text."""
 
 
 def _encode_lists(fields: dict[str, Any]) -> None:

@@ -378,9 +378,9 @@ def _threshold(task: str, field: str, value: object, *, levels: bool) -> object:
 
 def _mpi_shape(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:
     if _kind_of(m) == "mpi":
-        if m.get("nodes") not in (None, 1):
-            raise SpecError(task, "nodes", m["nodes"], "1: an mpi task runs its ranks on the "
-                            "cores granted on one node (spanning nodes is not supported yet)")
+        if m.get("nodes") not in (None, 1) and m.get("gpus"):
+            raise SpecError(task, "gpus", m["gpus"], "0 for an mpi task on several nodes "
+                            "(GPUs are granted to tasks on one node)")
         return {}
     for field in ("ranks_per_node", "nodes"):
         value = m.get(field)

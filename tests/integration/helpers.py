@@ -175,21 +175,23 @@ def stop_agent(router: zmq.Socket, ident: bytes, proc: subprocess.Popen) -> None
 
 @contextmanager
 def live_run(home: Path, name: str, *, cores: str = "0", config: Path | None = None,
+             agents: dict[str, str] | None = None,
              **env: str) -> Iterator[tuple[RunPaths, Client]]:
-    """A run served by a real scheduler and one agent (node ``n`` on ``cores``, a sample
-    every 0.2 s), started from the shell with ``env`` added, and a client to it; (run
-    folder, client). Both processes are killed on the way out."""
+    """A run served by a real scheduler and agents (``agents``: node -> cores; by default
+    node ``n`` on ``cores``; a sample every 0.2 s), started from the shell with ``env``
+    added, and a client to it; (run folder, client). All are killed on the way out."""
     from tests.conftest import child_env
 
     paths = RunPaths(home / "runs" / name).create()
     RunStore(paths.db).close()
     extra = ["--config", str(config)] if config else []
+    agent_cores = agents or {"n": cores}
     procs = [subprocess.Popen([sys.executable, "-m", "odop", *args],
                               env=child_env(ODOP_HOME=str(home), **env),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for args in (["scheduler", "--run", name, *extra],
-                          ["agent", "--run", name, "--node", "n", "--cores", cores,
-                           "--interval", "0.2"])]
+                          *(["agent", "--run", name, "--node", node, "--cores", on,
+                             "--interval", "0.2"] for node, on in agent_cores.items()))]
     client = Client(paths.scheduler_endpoint)
     try:
         yield paths, client

@@ -10,6 +10,7 @@ import pytest
 
 from odop.engine.engine import Engine
 from odop.engine.mpi import mpi_argv, ranks, threads_per_rank
+from odop.engine.rankpin import cores_of, rank_of
 from tests.conftest import mpiexec
 
 pytestmark = pytest.mark.mpi
@@ -22,7 +23,6 @@ echo "$OMP_NUM_THREADS" >> "$1/rank-$PMI_RANK"
 
 def test_rank_counts_and_threads() -> None:
     assert ranks({}, [2, 3, 4]) == 3 and ranks({"ranks_per_node": 1}, [2, 3]) == 1
-    assert ranks({"hosts": ["a", "b"]}, [0, 1]) == 4
     assert threads_per_rank({"ranks_per_node": 1}, [2, 3]) == 2
     line = mpi_argv({}, ["./prog", "x"], [2, 3], {})
     assert line[1:3] == ["-n", "2"] and line[-2:] == ["./prog", "x"]
@@ -37,7 +37,7 @@ def test_ranks_run_inside_the_grant(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PMI_FD", "99")
     cores = sorted(os.sched_getaffinity(0))
     engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
-    spec = {"kind": "mpi", "target": str(script), "argv": [str(script), "{out}"]}
+    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"]}
     engine.start("mpi1", spec, {"out": str(tmp_path)}, cores)
     end = time.monotonic() + 60
     exits = []
@@ -58,7 +58,7 @@ def test_more_ranks_than_cores_stay_on_the_grant(tmp_path: Path) -> None:
     script.chmod(0o755)
     core = max(os.sched_getaffinity(0))
     engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
-    spec = {"kind": "mpi", "target": str(script), "argv": [str(script), "{out}"],
+    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"],
             "ranks_per_node": 2}
     engine.start("mpi2", spec, {"out": str(tmp_path)}, [core])
     end = time.monotonic() + 60
@@ -68,3 +68,38 @@ def test_more_ranks_than_cores_stay_on_the_grant(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi2/stderr").read_text()
     assert [p.read_text().split()[0] for p in tmp_path.glob("rank-*")] == [str(core)] * 2
+
+
+def test_a_task_over_several_nodes_gets_a_block_of_ranks_per_host() -> None:
+    hosts = [{"host": "a", "cores": [2, 3]}, {"host": "b", "cores": [0, 1]}]
+    line = mpi_argv({"drain": True}, ["./prog"], [2, 3], {}, hosts)
+    assert line[1:3] == ["-n", "4"] and "a:2,b:2" in line
+    pin = line.index("odop.engine.rankpin")
+    assert line[pin + 1:] == ["2", "2,3;0,1", "--drain", "--", "./prog"]
+    grants = [[2, 3], [0, 1]]
+    assert [cores_of(r, 2, grants) for r in range(4)] == [[2], [3], [0], [1]]
+    assert cores_of(1, 1, [[4, 5], [6, 7]]) == [6, 7]  # one rank per node: its whole grant
+    assert rank_of({"OMPI_COMM_WORLD_RANK": "3"}) == 3
+    with pytest.raises(SystemExit, match="no rank"):
+        rank_of({})
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
+def test_ranks_over_two_grants_each_stay_on_theirs(tmp_path: Path) -> None:
+    """Two 'nodes' on this host (as in the multi-node tests): each rank lands on its own."""
+    script = tmp_path / "rank.sh"
+    script.write_text(RANK)
+    script.chmod(0o755)
+    host = os.uname().nodename
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"]}
+    engine.start("mpi2", spec, {"out": str(tmp_path)}, [0],
+                 hosts=[{"host": host, "cores": [0]}, {"host": host, "cores": [1]}])
+    end = time.monotonic() + 60
+    exits = []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.05)
+    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi2/stderr").read_text()
+    assert (tmp_path / "rank-0").read_text().split()[0] == "0"
+    assert (tmp_path / "rank-1").read_text().split()[0] == "1"
