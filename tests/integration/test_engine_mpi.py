@@ -21,6 +21,24 @@ echo "$OMP_NUM_THREADS" >> "$1/rank-$PMI_RANK"
 '''
 
 
+def _run_ranks(tmp_path: Path, execution: str, cores: list[int], **extra: object) -> None:
+    """Run rank.sh as an mpi task on ``cores`` (``extra``: spec fields, or ``hosts``) and
+    wait for it to end well; each rank writes ``rank-<n>``: its CPU list, its threads."""
+    script = tmp_path / "rank.sh"
+    script.write_text(RANK)
+    script.chmod(0o755)
+    hosts = extra.pop("hosts", ())
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"], **extra}
+    engine.start(execution, spec, {"out": str(tmp_path)}, cores, hosts=hosts)  # type: ignore[arg-type]
+    end, exits = time.monotonic() + 60, []
+    while not exits and time.monotonic() < end:
+        exits = engine.reap()
+        time.sleep(0.05)
+    stderr = tmp_path / "run" / "tasks" / execution / "stderr"
+    assert exits and exits[0].exit_code == 0, stderr.read_text()
+
+
 def test_rank_counts_and_threads() -> None:
     assert ranks({}, [2, 3, 4]) == 3 and ranks({"ranks_per_node": 1}, [2, 3]) == 1
     assert threads_per_rank({"ranks_per_node": 1}, [2, 3]) == 2
@@ -30,21 +48,10 @@ def test_rank_counts_and_threads() -> None:
 
 @pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
 def test_ranks_run_inside_the_grant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = tmp_path / "rank.sh"
-    script.write_text(RANK)
-    script.chmod(0o755)
     monkeypatch.setenv("PMI_RANK", "7")  # the engine runs inside a rank: must not leak
     monkeypatch.setenv("PMI_FD", "99")
     cores = sorted(os.sched_getaffinity(0))
-    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
-    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"]}
-    engine.start("mpi1", spec, {"out": str(tmp_path)}, cores)
-    end = time.monotonic() + 60
-    exits = []
-    while not exits and time.monotonic() < end:
-        exits = engine.reap()
-        time.sleep(0.05)
-    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi1/stderr").read_text()
+    _run_ranks(tmp_path, "mpi1", cores)
     seen = sorted(p.read_text().split()[0] for p in tmp_path.glob("rank-*"))
     assert len(seen) == len(cores) and not (tmp_path / "rank-7").exists()
     assert seen == sorted(str(c) for c in cores)  # one rank per granted core
@@ -53,20 +60,8 @@ def test_ranks_run_inside_the_grant(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
 def test_more_ranks_than_cores_stay_on_the_grant(tmp_path: Path) -> None:
-    script = tmp_path / "rank.sh"
-    script.write_text(RANK)
-    script.chmod(0o755)
     core = max(os.sched_getaffinity(0))
-    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
-    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"],
-            "ranks_per_node": 2}
-    engine.start("mpi2", spec, {"out": str(tmp_path)}, [core])
-    end = time.monotonic() + 60
-    exits = []
-    while not exits and time.monotonic() < end:
-        exits = engine.reap()
-        time.sleep(0.05)
-    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi2/stderr").read_text()
+    _run_ranks(tmp_path, "mpi2", [core], ranks_per_node=2)
     assert [p.read_text().split()[0] for p in tmp_path.glob("rank-*")] == [str(core)] * 2
 
 
@@ -87,19 +82,8 @@ def test_a_task_over_several_nodes_gets_a_block_of_ranks_per_host() -> None:
 @pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
 def test_ranks_over_two_grants_each_stay_on_theirs(tmp_path: Path) -> None:
     """Two 'nodes' on this host (as in the multi-node tests): each rank lands on its own."""
-    script = tmp_path / "rank.sh"
-    script.write_text(RANK)
-    script.chmod(0o755)
     host = os.uname().nodename
-    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
-    spec = {"kind": "mpi", "target": str(script), "argv": ["{out}"]}
-    engine.start("mpi2", spec, {"out": str(tmp_path)}, [0],
-                 hosts=[{"host": host, "cores": [0]}, {"host": host, "cores": [1]}])
-    end = time.monotonic() + 60
-    exits = []
-    while not exits and time.monotonic() < end:
-        exits = engine.reap()
-        time.sleep(0.05)
-    assert exits and exits[0].exit_code == 0, (tmp_path / "run/tasks/mpi2/stderr").read_text()
+    _run_ranks(tmp_path, "mpi3", [0], hosts=[{"host": host, "cores": [0]},
+                                             {"host": host, "cores": [1]}])
     assert (tmp_path / "rank-0").read_text().split()[0] == "0"
     assert (tmp_path / "rank-1").read_text().split()[0] == "1"
