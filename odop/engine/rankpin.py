@@ -15,7 +15,8 @@ from collections.abc import Mapping
 
 from odop.engine.worker import lower_priority
 
-RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK",
+                  "SLURM_PROCID")
 
 
 def rank_of(env: Mapping[str, str]) -> int:
