@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from odop.engine.engine import Engine, Exit, fill_argv, gpu_env
+from odop.engine.engine import Engine, Exit, command_line, gpu_env
 from odop.engine.spawn import SpawnError, clean_env
 from odop.tasks.spec import parse_spec
 
@@ -147,7 +147,8 @@ def test_missing_program_is_a_clear_error(engine: Engine) -> None:
 
 
 def test_executable_argv_is_filled_from_arguments() -> None:
-    assert fill_argv(["gzip", "-k", "{path}"], {"path": "/a b"}) == ["gzip", "-k", "/a b"]
+    spec = {"target": "gzip", "argv": ["-k", "{path}"]}
+    assert command_line(spec, {"path": "/a b"}) == ["gzip", "-k", "/a b"]
 
 
 def test_clean_env_drops_launcher_variables() -> None:

@@ -29,11 +29,11 @@ from odop.energy.errors import EnergyConfigError
 from odop.energy.export import ExportTask, Site, render_slurm_script
 from odop.energy.settings import EnergySettings, make_provider, parse_settings
 from odop.energy.signals._timefmt import parse_time
+from odop.engine.engine import command_line
 from odop.errors import OdopError
 from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore
 from odop.store.states import ExecState
-from odop.tasks.spec import command_template
 
 RUNNER = ("import json, sys; from odop.tasks.target import load_callable; "
           "load_callable(sys.argv[1])(**json.loads(sys.argv[2]))")
@@ -79,12 +79,11 @@ def task_command(spec: dict[str, Any], args: dict[str, Any], python: str = "pyth
             raise OdopError(f"task {spec.get('name')!r}: arguments {args!r} are not JSON: "
                             f"{exc}") from None
         return [python, "-c", RUNNER, str(spec["target"]), text]
-    template = command_template(spec)
-    try:  # the same filling as odop.engine.engine.fill_argv
-        return [str(part).format_map(args) for part in template]
+    try:
+        return command_line(spec, args)
     except (KeyError, IndexError, ValueError) as exc:
-        raise OdopError(f"task {spec.get('name')!r}: argv {template} cannot be filled from "
-                        f"arguments {sorted(args)}: {exc!r}") from None
+        raise OdopError(f"task {spec.get('name')!r}: argv {spec.get('argv')} cannot be filled "
+                        f"from arguments {sorted(args)}: {exc!r}") from None
 
 
 def _estimates(home: Path, settings: EnergySettings, specs: dict[str, dict[str, Any]]

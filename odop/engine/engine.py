@@ -25,9 +25,8 @@ from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
 from odop.paths import RunPaths
-from odop.tasks.spec import command_template
 
-__all__ = ["Engine", "Exit", "fill_argv"]
+__all__ = ["Engine", "Exit", "command_line"]
 LOST_AFTER_S = 5.0
 """Seconds after SIGKILL before stop_all records a forked task that is gone but was never
 reported as lost (a task started by the engine itself is always reaped)."""
@@ -144,7 +143,7 @@ class Engine:
     def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
                cores: list[int], env: dict[str, str], folder: str, cgroup: str | None,
                hosts: Sequence[Mapping[str, Any]] = ()) -> int:
-        argv = fill_argv(command_template(spec), args)
+        argv = command_line(spec, args)
         if spec["kind"] == "mpi":
             argv = mpi_argv(spec, argv, cores, env, hosts)
         order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
@@ -286,6 +285,8 @@ def gpu_env(gpus: Sequence[int]) -> dict[str, str]:
     return {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ids, "ODOP_GPUS": ids}
 
 
-def fill_argv(template: list[str], args: Mapping[str, Any]) -> list[str]:
-    """Fill ``{name}`` placeholders of an argv template from the submission's arguments."""
-    return [part.format_map(args) for part in template]
+def command_line(spec: Mapping[str, Any], args: Mapping[str, Any]) -> list[str]:
+    """An executable or mpi task's command: its program (``target``), then its ``argv``
+    with the ``{name}`` placeholders filled from the submission's arguments."""
+    template = [spec.get("target", ""), *(spec.get("argv") or ())]
+    return [str(part).format_map(args) for part in template]

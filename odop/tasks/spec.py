@@ -154,8 +154,3 @@ def check_spec(mapping: Mapping[str, Any], *, source: str, task_dirs: Iterable[s
         return None, errors
     return TaskSpec(name=name, source=source, **values), []
 
-
-def command_template(spec: Mapping[str, Any]) -> list[str]:
-    """An executable or mpi task's command line before its placeholders are filled: the
-    program (``target``), then ``argv``."""
-    return [str(spec.get("target", "")), *(str(a) for a in spec.get("argv") or ())]
