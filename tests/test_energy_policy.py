@@ -39,7 +39,7 @@ def test_concurrency_scaling_defaults_and_config():
     assert sc.limit(0, CarbonLevel.VERY_HIGH) == 0  # never more than there is
     assert ConcurrencyScaler({CarbonLevel.HIGH: 0.0}, min_slots=0).limit(8, CarbonLevel.HIGH) == 0
     with pytest.raises(EnergyConfigError, match="between 0 and 1"):
-        ConcurrencyScaler({CarbonLevel.LOW: 1.5}).limit(8, CarbonLevel.LOW)
+        ConcurrencyScaler({CarbonLevel.LOW: 1.5})
 
 
 def tasks(paused: set[str] = frozenset()) -> list[CapTask]:

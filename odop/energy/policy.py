@@ -93,10 +93,13 @@ class ConcurrencyScaler:
     factors: Mapping[CarbonLevel, float] = field(default_factory=lambda: dict(DEFAULT_SCALING))
     min_slots: int = 1
 
+    def __post_init__(self) -> None:
+        for level, factor in self.factors.items():
+            if not 0 <= factor <= 1:
+                raise EnergyConfigError(f"concurrency factor for {level.name} = {factor}; "
+                                        "must be a share between 0 and 1")
+
     def limit(self, base: int, level: CarbonLevel) -> int:
         """Of ``base`` (cores, tasks), how many may be used at once at ``level``."""
         factor = self.factors.get(level, 1.0)
-        if not 0 <= factor <= 1:
-            raise EnergyConfigError(f"concurrency factor for {level.name} = {factor}; "
-                                    "must be a share between 0 and 1")
         return min(base, max(self.min_slots, math.floor(base * factor + 1e-9)))

@@ -35,6 +35,8 @@ FIRST_GAP_S = 0.25
 """Seconds between an agent's first sample and its second (then ``interval_s``)."""
 log = logging.getLogger("odop.agent")
 RESEND_S = 1.0
+HOST = os.uname().nodename
+"""This node's host name, as a launcher reaches it (a node id may differ)."""
 
 
 class Agent:
@@ -295,7 +297,7 @@ def node_view(sample: dict[str, Any], cores: list[int],
     power = sample.get("power", {})
     return {
         "t": sample.get("t", time.time()),
-        "host": os.uname().nodename,
+        "host": HOST,
         "cores": cores,
         "util": cpu.get("util", []),
         "sim_bound": sorted(use),

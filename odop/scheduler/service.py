@@ -233,13 +233,13 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             self.energy.forget(p.pending.execution)  # its deferral decision is spent
             node = self.decider.nodes[p.node]
             spec = self._with_limit(self.decider.specs[p.pending.task])
-            where = [f"{n}:{c}" for n, c in [(p.node, p.cores), *p.spans]]
+            grants = [(p.node, p.cores), *p.spans]
             gpus = f" gpus {p.gpus}" if p.gpus else ""
             self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
                                   cores=p.cores, gpus=p.gpus, spans=p.spans,
-                                  detail=" ".join(where) + gpus)
+                                  detail=" ".join(f"{n}:{c}" for n, c in grants) + gpus)
             hosts = [{"host": self.decider.nodes[n].host, "cores": c}
-                     for n, c in [(p.node, p.cores), *p.spans]] if p.spans else None
+                     for n, c in grants] if p.spans else None
             self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
                        args=p.pending.args, cores=p.cores, gpus=p.gpus, hosts=hosts,
                        attempt=p.pending.attempt)

@@ -153,4 +153,3 @@ def check_spec(mapping: Mapping[str, Any], *, source: str, task_dirs: Iterable[s
     if errors:
         return None, errors
     return TaskSpec(name=name, source=source, **values), []
-
