@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from odop.protocol import MsgType
+from pathlib import Path
+
+from odop.config import Config
+from odop.paths import RunPaths
 from odop.scheduler.cluster import Node
-from odop.scheduler.core import Decider
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.preemption import PhaseBook, Preemption
+from odop.scheduler.preemption import PhaseBook
 from odop.scheduler.selection import Pending
+from odop.scheduler.service import SchedulerService
 from odop.store.states import ALLOWED, ExecState
 
 
@@ -38,26 +40,26 @@ def test_a_just_placed_execution_may_be_paused() -> None:
     assert ExecState.PAUSED in ALLOWED[ExecState.PLACED]
 
 
-class _Service:
-    """What Preemption.preempt reads and calls, for an execution that is requeued."""
 
-    def __init__(self, decider: Decider) -> None:
-        self.decider, self.sent = decider, []
-
-    def send_command(self, execution: str, mtype: MsgType, **fields: object) -> None:
-        self.sent.append((execution, mtype))
-
-
-def test_a_task_over_several_nodes_is_requeued_whatever_its_policy() -> None:
-    d = Decider(make_selection("fifo"), make_placement("first_fit"))
-    d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 1.0, "nodes": 2, "preempt": "pause"}
-    for name in ("a", "b"):
-        n = Node(name, name.encode(), [0, 1])
-        n.update({"util": [0.0, 0.0]}, sim_alive=True)
-        d.add_node(n)
-    d.enqueue(Pending("w", "wide", {}, 0.0))
-    assert d.cycle(0.0)[0].spans == [("b", [0])]
-    svc = _Service(d)
-    pre = Preemption(svc)  # type: ignore[arg-type]
-    pre.take_back(d.nodes["b"], [0], "the rank on b needs its core")
-    assert svc.sent == [("w", MsgType.KILL)] and pre.requeueing == {"w"} and not pre.paused
+def test_a_task_over_several_nodes_is_requeued_whatever_its_policy(tmp_path: Path,
+                                                                    odop_home: Path) -> None:
+    svc = SchedulerService(RunPaths(tmp_path / "run").create(), Config())
+    try:
+        d = svc.decider
+        d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 1.0, "nodes": 2, "preempt": "pause"}
+        for name in ("a", "b"):
+            n = Node(name, name.encode(), [0, 1])
+            n.update({"util": [0.0, 0.0]}, sim_alive=True)
+            d.add_node(n)
+        svc.store.add("w", "wide", {})
+        d.enqueue(Pending("w", "wide", {}, 0.0))
+        placed = d.cycle(0.0)
+        svc._act(placed)  # recorded placed, start sent to node a's (absent) agent
+        assert placed[0].spans == [("b", [0])]
+        svc.preemption.take_back(d.nodes["b"], [0], "the rank on b needs its core")
+        assert svc.preemption.requeueing == {"w"} and not svc.preemption.paused
+        assert (svc.store.get("w") or {})["state"] == "placed"  # until its exit comes back
+    finally:
+        svc.sock.close(0)
+        svc.store.close()
+        svc.profiles.close()
