@@ -6,10 +6,12 @@ import os
 import select
 import sqlite3
 import struct
+import time
 from pathlib import Path
 
 import pytest
 
+from odop.scheduler.triggers import TriggerSet
 from odop.tasks.triggers import (
     EveryTrigger,
     FileTrigger,
@@ -297,3 +299,24 @@ def test_polling_skips_scan_of_unchanged_folder(tmp_path: Path) -> None:
     assert trig.poll(1.0) == [] and scans == []  # folder unchanged: no scan
     write(tmp_path / "b.npy")  # a new entry changes the folder's mtime
     assert trig.poll(2.0) == [] and scans == [1]
+
+
+@pytest.mark.parametrize("pattern", ["data/*.dat", "log.txt"])
+def test_what_came_before_a_watcher_started_is_found_without_a_new_event(
+        tmp_path: Path, db: str, pattern: str) -> None:
+    """A scheduler started late (or restarted) after the writer finished: no event will
+    ever wake the watcher, so its first poll must come by itself."""
+    write(tmp_path / "data" / "a.dat")
+    write(tmp_path / "log.txt", "one\ntwo\n")
+    trigger = {"file": str(tmp_path / pattern)} if "*" in pattern else \
+        {"line": str(tmp_path / pattern)}
+    triggers = TriggerSet(db, base_dir=str(tmp_path))
+    try:
+        triggers.update({"t": {"trigger": normalize_trigger(trigger, task="t")}})
+        now = time.time()
+        assert triggers.timeout_s(now, 0.2) == 0.0
+        found = triggers.poll(now, ready=set())
+        assert len(found) == (1 if "*" in pattern else 2)
+        assert triggers.timeout_s(now, 0.2) == 0.2  # then: events (or the poll interval)
+    finally:
+        triggers.close()

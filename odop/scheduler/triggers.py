@@ -51,7 +51,7 @@ class TriggerSet:
 
     def timeout_s(self, now: float, ceiling: float) -> float:
         """Seconds until some watcher must be polled, at most ``ceiling``."""
-        dues = [d for w in self.watchers.values() if (d := w.next_due(now)) is not None]
+        dues = [d for w in self.watchers.values() if (d := _due(w, now)) is not None]
         return max(0.0, min([ceiling, *(d - now for d in dues)]))
 
     def poll(self, now: float, ready: set[str]) -> list[tuple[Trigger, str, dict[str, Any]]]:
@@ -59,7 +59,7 @@ class TriggerSet:
         call ``watcher.commit()`` once they are queued."""
         out = []
         for name, watcher in self.watchers.items():
-            due = watcher.next_due(now)
+            due = _due(watcher, now)
             if name in ready or (due is not None and due <= now):
                 try:
                     out += [(watcher, name, kwargs) for kwargs in watcher.poll(now)]
@@ -70,3 +70,10 @@ class TriggerSet:
     def close(self) -> None:
         for watcher in self.watchers.values():
             watcher.close()
+
+
+def _due(watcher: Trigger, now: float) -> float | None:
+    """When ``watcher`` must be polled: at once if it never was (what appeared before it
+    started, files written or lines appended, is found by its first poll; no event may
+    ever come to wake it), else when it says."""
+    return watcher.next_due(now) if watcher.polled else now

@@ -78,6 +78,8 @@ class Trigger(ABC):
         self.auto_commit = auto_commit
         self._staged: dict[str, Any] = {}
         self._deleted: set[str] = set()
+        self.polled = False
+        """Whether ``poll`` ran at least once."""
 
     def fileno(self) -> int | None:
         """A descriptor readable when there is something to poll, or None."""
@@ -90,6 +92,7 @@ class Trigger(ABC):
     def poll(self, now: float) -> list[dict[str, Any]]:
         """The keyword arguments of each new submission since the last poll."""
         submissions = self._poll(now)
+        self.polled = True
         if self.auto_commit:
             self.commit()
         return submissions
