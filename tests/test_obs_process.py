@@ -47,8 +47,11 @@ def test_exited_process_is_reported_once_then_forgotten() -> None:
 
 def test_zombie_counts_as_exited() -> None:
     s = ProcessSampler()
-    proc = _python("pass")
-    s.watch(proc.pid, "task")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    s.watch(proc.pid, "task")  # before it exits: it waits for its stdin to close
+    assert proc.stdin is not None
+    proc.stdin.close()
     deadline = time.monotonic() + 10
     while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:  # exited, not reaped
         assert time.monotonic() < deadline
