@@ -26,7 +26,7 @@ from odop.engine.engine import Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
-from odop.launch.discover import claim_agent, read_ranks
+from odop.launch.discover import claim_agent, read_ranks, step_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
@@ -172,7 +172,7 @@ class Agent:
         if self.sim_pids or now < self._next_discovery:
             return
         self._next_discovery = now + (1.0 if len(self._discovered) < 2 else 5.0)
-        for pid in self._rank_pids():
+        for pid in [*self._rank_pids(), *step_ranks()]:  # srun's ranks: slurmstepd's
             if pid not in self._discovered:
                 self._discovered.add(pid)
                 self._watch(pid)

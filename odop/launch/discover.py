@@ -3,7 +3,8 @@
 Order: ``$ODOP_SCHEDULER`` (an endpoint), then ``<run>/scheduler.endpoint`` (written by the
 scheduler when it binds), then the default ``ipc://`` socket in the run folder. Node-local
 facts (which agent serves a node, which ranks live on it) are small files in the run
-folder: ``agents/<node>.pid`` and ``nodes/<node>.json``.
+folder: ``agents/<node>.pid`` and ``nodes/<node>.json``. Inside a Slurm job, the ranks of
+this node are also found as the tasks of the job's other steps (:func:`step_ranks`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,64 @@ def read_ranks(paths: RunPaths, node: str) -> list[dict[str, Any]]:
     except (OSError, ValueError, KeyError, TypeError):
         return []
     return ranks if isinstance(ranks, list) else []
+
+
+class StepRanks:
+    """This node's tasks of the other steps of the Slurm job the caller runs in: the ranks an
+    ``srun`` launched, which are children of ``slurmstepd``, not of ``srun``.
+
+    A rank is a process whose parent is ``slurmstepd`` and whose environment holds this job's
+    ``SLURM_JOB_ID``, this node's ``SLURMD_NODENAME`` and a ``SLURM_STEP_ID`` other than the
+    caller's own (the batch script has none, odop's tasks carry ``ODOP_EXECUTION``). Each call
+    reads the environment of ``slurmstepd``'s children only; other processes are remembered.
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, proc: Path = Path("/proc")) -> None:
+        env = dict(os.environ) if env is None else env
+        self.job, self.node = env.get("SLURM_JOB_ID"), env.get("SLURMD_NODENAME")
+        self.own_step = env.get("SLURM_STEP_ID")
+        self.proc = proc
+        self._other: set[int] = set()  # neither slurmstepd nor its child: never a rank
+
+    def __call__(self) -> list[int]:
+        """Pids of the ranks alive now (empty outside a Slurm job)."""
+        if not self.job:
+            return []
+        pids = {int(p.name) for p in self.proc.iterdir() if p.name.isdigit()}
+        self._other &= pids
+        stats = {p: s for p in pids - self._other if (s := self._stat(p)) is not None}
+        stepd = {p for p, (comm, _) in stats.items() if comm == "slurmstepd"}
+        ranks = []
+        for pid, (comm, ppid) in stats.items():
+            if ppid not in stepd and comm != "slurmstepd":
+                self._other.add(pid)
+            elif comm != "slurmstepd" and self._in_other_step(pid):
+                ranks.append(pid)
+        return sorted(ranks)
+
+    def _stat(self, pid: int) -> tuple[str, int] | None:
+        """(command name, parent pid) of a process, None when it is gone."""
+        try:
+            stat = (self.proc / str(pid) / "stat").read_text()
+            return stat[stat.index("(") + 1:stat.rindex(")")], int(stat[stat.rindex(")") + 2:]
+                                                                    .split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _in_other_step(self, pid: int) -> bool:
+        try:
+            raw = (self.proc / str(pid) / "environ").read_bytes()
+        except OSError:
+            return False
+        env = dict(item.partition(b"=")[::2] for item in raw.split(b"\0") if item)
+        step = env.get(b"SLURM_STEP_ID")
+        return (env.get(b"SLURM_JOB_ID", b"").decode() == self.job and step is not None
+                and step.decode() != self.own_step and b"ODOP_EXECUTION" not in env
+                and (self.node is None or env.get(b"SLURMD_NODENAME", b"").decode() == self.node))
+
+
+step_ranks = StepRanks()
+"""This process's :class:`StepRanks` (reads its own environment once, at import)."""
 
 
 def _write_atomic(path: Path, text: str) -> None:
