@@ -1,4 +1,4 @@
-"""What a Slurm job's environment says about its allocation, without calling squeue.
+"""What a Slurm job's environment says about its allocation, and its end from the controller.
 
 Read (docs/slurm.md lists them with examples):
 
@@ -11,12 +11,17 @@ Read (docs/slurm.md lists them with examples):
   seconds) plus the time limit from ``SLURM_JOB_TIME_LIMIT`` or ``SBATCH_TIMELIMIT``
   (Slurm's formats: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
   ``D-HH:MM:SS``; ``UNLIMITED`` means no end).
+
+When none of these gives the end (Debian's Slurm 22.05 sets none of them in a job), the end
+is asked of the controller: ``squeue -h -j $SLURM_JOB_ID -o %e``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -46,8 +51,14 @@ class Allocation:
         return None if self.end is None else max(0.0, self.end - now)
 
 
-def allocation(env: Mapping[str, str] = os.environ) -> Allocation | None:
-    """The current job's allocation from ``env``, or None outside a Slurm job."""
+SQUEUE_TIMEOUT_S = 5.0
+
+
+def allocation(env: Mapping[str, str] = os.environ, *,
+               ask_controller: bool | None = None) -> Allocation | None:
+    """The current job's allocation from ``env``, or None outside a Slurm job. With no end in
+    ``env``, the controller is asked (``ask_controller``; by default only when ``env`` is
+    this process's own environment)."""
     job = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID")
     if not job:
         return None
@@ -61,8 +72,30 @@ def allocation(env: Mapping[str, str] = os.environ) -> Allocation | None:
         limit = env.get("SLURM_JOB_TIME_LIMIT") or env.get("SBATCH_TIMELIMIT")
         seconds = parse_time_limit(limit) if limit else None
         end = None if seconds is None else start + seconds
+    if end is None and (env is os.environ if ask_controller is None else ask_controller):
+        end = end_from_controller(job)
     return Allocation(job, nodes, cpus, int(gpus) if gpus and gpus.isdigit() else None, ids,
                       start, end)
+
+
+def end_from_controller(job_id: str) -> float | None:
+    """The job's end (unix seconds) as ``squeue`` reports it; None when it has none
+    (``UNLIMITED``), or squeue is missing, fails or does not answer in 5 s."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%e"], capture_output=True,
+                              text=True, timeout=SQUEUE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_squeue_time(done.stdout) if done.returncode == 0 else None
+
+
+def parse_squeue_time(text: str) -> float | None:
+    """``2025-06-01T12:30:00`` (the controller's local time) to unix seconds; None for
+    ``N/A``, ``Unknown``, ``NONE`` or an empty answer."""
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
 
 
 def _float(env: Mapping[str, str], key: str) -> float | None:
