@@ -88,6 +88,7 @@ def test_proc_parsers() -> None:
 
 
 def test_fake_proc_tree_rates(tmp_path: Path) -> None:
+    from odop_obs.samplers.cgroup import CgroupLimits
     from odop_obs.samplers.procfs import NodeCounters
 
     (tmp_path / "net").mkdir()
@@ -100,7 +101,9 @@ def test_fake_proc_tree_rates(tmp_path: Path) -> None:
     (block / "loop0").mkdir()
     stat = tmp_path / "stat"
     _write(stat, "100 0 0 900 0 0 0 0 0 0", "0 0 0 1000 0 0 0 0 0 0")
-    sampler = SystemSampler(CpuTimes(str(stat)), NodeCounters(str(tmp_path), str(block)))
+    no_cgroup = CgroupLimits(tmp_path / "no-cgroup")  # the fake machine is the node
+    sampler = SystemSampler(CpuTimes(str(stat)), NodeCounters(str(tmp_path), str(block)),
+                            no_cgroup)
     _write(stat, "140 10 20 900 10 5 5 10 0 0", "0 0 0 1000 100 0 0 0 0 0")
     grown = DISKSTATS.replace(b" 100 5 20 0 200", b" 300 5 20 0 600")
     (tmp_path / "diskstats").write_bytes(grown)
@@ -113,3 +116,23 @@ def test_fake_proc_tree_rates(tmp_path: Path) -> None:
     assert flat["net"] == {"rx_bps": 0.0, "tx_bps": 0.0} and flat["load"] == [1.0, 2.0, 3.0]
     assert flat["memory"]["used"] == 10000 * 1024
     sampler.close()
+
+
+def test_cgroup_limits_give_the_cpuset_cores_and_memory_limit(tmp_path: Path) -> None:
+    from odop_obs.samplers.cgroup import CgroupLimits
+
+    (tmp_path / "cgroup").write_text("4:memory:/job\n3:cpuset:/job\n")
+    for ctrl, files in {"cpuset": {"cpuset.effective_cpus": "1,3-4\n"},
+                        "memory": {"memory.limit_in_bytes": f"{4 << 30}\n",
+                                   "memory.usage_in_bytes": f"{3 << 30}\n",
+                                   "memory.stat": f"total_inactive_file {1 << 30}\n"}}.items():
+        folder = tmp_path / ctrl / "job"
+        folder.mkdir(parents=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    limits = CgroupLimits(tmp_path / "cgroup", tmp_path)
+    assert limits.cores == [1, 3, 4] and limits.limit() == 4 << 30
+    machine = {"total": 24 << 30, "available": 20 << 30, "used": 4 << 30}
+    assert limits.memory(machine) == {"total": 4 << 30, "available": 2 << 30, "used": 2 << 30}
+    (tmp_path / "memory" / "job" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert limits.memory(machine) == machine  # v1's "no limit"

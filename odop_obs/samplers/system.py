@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from odop_obs.samplers.base import Sampler
+from odop_obs.samplers.cgroup import CgroupLimits
 from odop_obs.samplers.cpustat import CpuTimes, core_shares
 from odop_obs.samplers.procfs import NodeCounters
 
@@ -15,7 +16,9 @@ _IO_KEYS = ("disk_read", "disk_write", "net_recv", "net_sent")
 
 
 class SystemSampler(Sampler):
-    """The node as a whole.
+    """The node as a whole, as this process's cgroup sees it: the cores of its cpuset, and
+    memory within its limit (:class:`CgroupLimits`; the machine where the cgroup says
+    nothing).
 
     Section ``system``::
 
@@ -32,15 +35,20 @@ class SystemSampler(Sampler):
 
     name = "system"
 
-    def __init__(self, times: CpuTimes | None = None, node: NodeCounters | None = None) -> None:
+    def __init__(self, times: CpuTimes | None = None, node: NodeCounters | None = None,
+                 limits: CgroupLimits | None = None) -> None:
         self._times = times or CpuTimes()
         self._node = node or NodeCounters()
-        self._ids, self._prev = self._times.read()
+        self._limits = limits or CgroupLimits()
+        self._all_ids: list[int] = []
+        self._rows = np.zeros(0, dtype=np.intp)
+        self._ids, self._prev = self._read()
         self._io_prev = self._node.io()
         self._split: dict[str, list[float]] = {}
 
     def sample(self, now: float, dt: float, sections: Mapping[str, Any]) -> dict[str, Any]:
-        return {"cpu": self._cpu(), "mem": self._node.memory(), "io": self._io(dt),
+        return {"cpu": self._cpu(), "mem": self._limits.memory(self._node.memory()),
+                "io": self._io(dt),
                 "load": self._node.load()}
 
     def top_level(self, section: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,8 +61,19 @@ class SystemSampler(Sampler):
             "net": {"rx_bps": io["net_recv"], "tx_bps": io["net_sent"]},
         }
 
+    def _read(self) -> tuple[list[int], np.ndarray]:
+        """The cpuset's cores and their times (every core when the cgroup says nothing)."""
+        ids, times = self._times.read()
+        if self._limits.cores is None:
+            return ids, times
+        if ids != self._all_ids:  # first read, or a core went on/offline
+            self._all_ids = ids
+            wanted = set(self._limits.cores)
+            self._rows = np.array([i for i, c in enumerate(ids) if c in wanted], dtype=np.intp)
+        return [ids[i] for i in self._rows], times[self._rows]
+
     def _cpu(self) -> dict[str, Any]:
-        ids, cur = self._times.read()
+        ids, cur = self._read()
         if ids != self._ids:  # a core went on/offline: restart the deltas
             self._ids, self._prev = ids, cur
         util, iowait, self._split = core_shares(self._prev, cur)
