@@ -60,6 +60,10 @@ class Config:
     before it."""
     scheduler_node: str | None = None
     """Node id that hosts the scheduler; None means the node of rank 0."""
+    start_failure: str = "disable"
+    """When odop.start() fails on any rank: ``disable`` odop on every rank with one
+    warning (the simulation runs on, submissions are journaled), or ``raise`` OdopError
+    on every rank."""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Sections owned by plugins (e.g. [energy]); validated by their owners."""
 
@@ -85,6 +89,9 @@ def run_config(meta: Mapping[str, Any], given: Config) -> Config:
         return given
     return load_config(recorded)
 _SECTIONS = ("energy",)
+CHOICES = {"start_failure": ("disable", "raise"),
+           "memory_bound": ("auto", "sample", "rlimit")}
+"""String keys with a fixed set of values."""
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None) -> Config:
@@ -140,6 +147,9 @@ def _coerce(key: str, value: Any) -> Any:
         return float(value)
     if key in ("selection", "placement"):
         return _check_choice(key, value)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"config key {key!r} = {value!r} is unknown; allowed: "
+                          f"{', '.join(CHOICES[key])}")
     if not isinstance(value, str):
         raise ConfigError(f"config key {key!r} = {value!r} must be a string")
     return value

@@ -1,11 +1,22 @@
 """``odop run [--tasks DIR] [--config FILE] -- mpiexec -n N ./sim ...``: wrapped mode.
 
-Runs an unchanged program with odop around it: creates the run, starts the scheduler and
-this node's agent (following every descendant of the launched command as a simulation
-rank), declares the spec files of ``--tasks`` (their file/line/periodic triggers are run
-by the scheduler), launches the command, forwards SIGINT/SIGTERM to it, and when it exits
-drains the queue and exits with the command's exit code. The command sees ``ODOP_RUN`` and
-``ODOP_SCHEDULER``: if it calls ``odop.start()`` itself it joins this run.
+Runs an unchanged program with odop around it: checks the spec files of ``--tasks`` (a bad
+one stops here, leaving no run behind), creates the run, starts the scheduler and this
+node's agent (following every descendant of the launched command as a simulation rank),
+launches the command at once while the declarations travel (the triggers find whatever it
+writes meanwhile), forwards SIGINT/SIGTERM to it, and when it exits drains the queue.
+
+At the end it prints one line (run, the account of every submission, where to look), or
+with ``--json`` one JSON object on stdout, and exits with:
+
+- the command's own exit code when that is not 0;
+- else 3 (``EXIT_TASKS_FAILED``) when a task failed;
+- else 4 (``EXIT_INCOMPLETE``) when a submission was not run to its end: left queued,
+  cancelled by odop, kept in a journal, or unaccounted;
+- else 0; 130 when stopped by a second Ctrl-C during the drain.
+
+The command sees ``ODOP_RUN`` and ``ODOP_SCHEDULER``: if it calls ``odop.start()`` itself it
+joins this run.
 """
 
 from __future__ import annotations
@@ -15,15 +26,21 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
 from odop.config import Config, load_config
 from odop.errors import OdopError
+from odop.report.account import Account, take
+from odop.tasks.spec import TaskSpec
 
 log = logging.getLogger("odop.run")
-DECLARE_WAIT_S = 30.0
-"""Longest wait for the scheduler to acknowledge the task declarations (seconds)."""
+EXIT_TASKS_FAILED = 3
+EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130
+INTERRUPT_WAIT_S = 10.0
+"""Longest wait, after a second Ctrl-C, for the scheduler to stop the tasks (seconds)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -32,30 +49,67 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tasks", action="append", default=[], help="task spec folder (repeatable)")
     p.add_argument("--config", help="odop config file (TOML)")
     p.add_argument("--bind", help="scheduler endpoint, e.g. tcp://*:* for agents on other nodes")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stderr at the end")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on stdout at the end")
+    p.add_argument("program", nargs=argparse.REMAINDER, help="-- the command to run")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
     if not command:
         raise OdopError("odop run needs a command after '--', e.g. odop run -- mpiexec -n 2 ./sim")
     config = load_config(args.config)
+    specs = load_specs([*args.tasks, *config.task_dirs], config)  # before any run exists
     wrapper = Wrapper(config, args.run_name, args.bind)
     try:
-        wrapper.declare([*args.tasks, *config.task_dirs])
+        wrapper.declare(specs)
         code = wrapper.launch(command)
-        summary = wrapper.drain()
+        drained = wrapper.drain()
     finally:
         wrapper.close()
+    account = take(wrapper.paths)
+    status = exit_status(code, account, interrupted=wrapper.interrupted)
+    summary = {"run": wrapper.paths.name, "run_dir": str(wrapper.paths.root),
+               "exit_code": code, "status": status, "drained": drained,
+               "done": account.done, "failed": account.failed, "account": account.to_dict()}
     if args.json:
-        import json
-        import sys
+        from odop.cli.common import print_json
 
-        print(json.dumps({"run": str(wrapper.paths.root), "exit_code": code, **summary}),
-              file=sys.stderr)
-    return code
+        print_json(summary)
+    print_summary(wrapper.paths.name, code, status, account)
+    return status
+
+
+def load_specs(folders: list[str], config: Config) -> dict[str, TaskSpec]:
+    """Every task of the spec folders, checked (a bad spec raises, naming the file)."""
+    from odop.tasks.loader import load_task_folder
+
+    specs: dict[str, TaskSpec] = {}
+    for folder in folders:
+        specs.update(load_task_folder(folder, executable_dirs=config.executable_dirs))
+    return specs
+
+
+def exit_status(code: int, account: Account, *, interrupted: bool = False) -> int:
+    """What ``odop run`` exits with (see the module's docstring)."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if code != 0:
+        return code
+    if account.failed:
+        return EXIT_TASKS_FAILED
+    return EXIT_INCOMPLETE if account.incomplete else 0
+
+
+def print_summary(run: str, code: int, status: int, account: Account) -> None:
+    """The closing line on stderr (stdout is the program's and --json's)."""
+    verdict = "complete" if status == 0 else "INCOMPLETE" if account.incomplete else "see below"
+    print(f"odop: run {run}: command exited {code}; tasks: {account.line()} ({verdict}); "
+          f"details: odop status {run}", file=sys.stderr)
+    for state in ("failed", "skipped", "cancelled"):
+        for why, n in sorted(account.reasons.get(state, {}).items()):
+            print(f"odop:   {n} {state}: {why}", file=sys.stderr)
 
 
 class Wrapper:
@@ -68,7 +122,7 @@ class Wrapper:
         from odop.protocol import transport
 
         self.config, self.node = config, node_name()
-        self.paths, external = startup.open_run(run_name, config, self.node)
+        self.paths, external = startup.open_run(run_name, config, self.node, wrapped=True)
         transport.use_run(self.paths.root)
         self.scheduler = None if external else startup.start_scheduler(self.paths, self.node,
                                                                        bind)
@@ -76,17 +130,14 @@ class Wrapper:
         self.client = Client(self.endpoint, rank=None)
         self.agent: Any = None
         self.proc: subprocess.Popen | None = None
+        self.interrupted = False
 
-    def declare(self, folders: list[str]) -> None:
+    def declare(self, specs: dict[str, TaskSpec]) -> None:
+        """Send the declarations; they are resent until the scheduler takes them, while
+        the command already runs (what it writes meanwhile, the triggers find)."""
         from odop.protocol import MsgType
-        from odop.tasks.loader import load_task_folder
 
-        specs: dict[str, Any] = {}
-        for folder in folders:
-            specs.update(load_task_folder(folder, executable_dirs=self.config.executable_dirs))
         self.client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs.values()])
-        if not self.client.flush(DECLARE_WAIT_S):
-            log.warning("odop run: the scheduler did not confirm the task declarations")
 
     def launch(self, command: list[str]) -> int:
         """Run ``command`` to its end (signals forwarded); returns its exit code."""
@@ -120,8 +171,23 @@ class Wrapper:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signum)
 
-    def drain(self) -> dict[str, Any]:
-        """Tell the scheduler the simulation ended and wait for the queue to drain."""
+    def drain(self) -> bool:
+        """Tell the scheduler the simulation ended and wait for the queue to drain. The
+        first Ctrl-C says what it waits for; a second stops the tasks, leaving the rest
+        queued (in the account). True when the queue drained."""
+        warned = False
+        while True:
+            try:
+                return self._drain()
+            except KeyboardInterrupt:
+                if warned:
+                    self._interrupt()
+                    return False
+                warned = True
+                print(f"odop: draining {self._open_work()} task(s); Ctrl-C again to stop "
+                      "now (what is left stays queued)", file=sys.stderr, flush=True)
+
+    def _drain(self) -> bool:
         from odop.protocol import MsgType
 
         timeout = self.config.drain_timeout_s
@@ -131,10 +197,28 @@ class Wrapper:
             reply = self.client.request(MsgType.SIM_END, left, rank=None,
                                         alive=self._scheduler_alive)
             if reply is not None:
-                return {"drained": True, "done": reply["done"], "failed": reply["failed"]}
+                return True
             if (self.scheduler is None or (end is not None and time.monotonic() >= end)
                     or not self.scheduler.check(force=True)):
-                return {"drained": False, "done": None, "failed": None}
+                return False
+
+    def _open_work(self) -> int:
+        account = take(self.paths)
+        return account.queued + account.running
+
+    def _interrupt(self) -> None:
+        """Second Ctrl-C: the scheduler stops the running tasks, requeues them, and exits
+        (SIGINT); the queue stays in the run database for ``odop export`` or a later run."""
+        self.interrupted = True
+        proc = self.scheduler.proc if self.scheduler is not None else None
+        if proc is None or proc.poll() is not None:
+            return
+        print("odop: stopping the tasks; the rest stays queued", file=sys.stderr, flush=True)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(INTERRUPT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("odop: the scheduler did not stop in %.0f s", INTERRUPT_WAIT_S)
 
     def _scheduler_alive(self) -> bool:
         from odop.launch import discover

@@ -32,6 +32,8 @@ class Client:
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}
         self.awaiting: set[str] = set()
+        self.unjournalled: set[str] = set()
+        """Submissions no journal could take: lost if the scheduler never confirms them."""
 
     def close(self) -> None:
         self.sock.close(0)
@@ -54,8 +56,8 @@ class Client:
         """Queue a submission, journal it, and return at once whatever the scheduler does."""
         msg = self.send(MsgType.SUBMIT, track=True, execution=execution, task=task, args=args,
                         rank=self.rank)
-        if self.journal is not None:
-            self.journal.submitted(msg)
+        if self.journal is not None and not self.journal.submitted(msg):
+            self.unjournalled.add(msg["id"])
 
     def resend_all(self) -> None:
         """Resend every unacknowledged message now (after the scheduler came back)."""

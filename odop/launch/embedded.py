@@ -9,6 +9,9 @@ gets a client socket. Without MPI the single process plays all three parts.
 Nothing here can hold the simulation up for long: sends never block, every submission is
 journaled (odop/launch/journal.py) and resent until acknowledged, waits are bounded, and a
 dead scheduler or agent is restarted by the rank that started it (odop/launch/failopen.py).
+A step of start() that fails on any rank (an unwritable run folder, a bad config, a
+scheduler that cannot start) fails on every rank together: by default odop then disables
+itself everywhere with one warning and the simulation runs on, its submissions journaled.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from odop.config import Config, load_config
@@ -29,7 +34,7 @@ from odop.launch.journal import Journal
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
 from odop.phases import PhaseGate
-from odop.protocol import MsgType, new_id, transport
+from odop.protocol import MsgType, make, new_id, transport
 from odop.tasks import registry
 
 log = logging.getLogger("odop")
@@ -69,37 +74,91 @@ def node_name() -> str:
 
 
 def start(run_name: str | None = None, task_folder: str | None = None,
-          config: Any = None, comm: Any = None) -> RunPaths:
-    """Bring odop up beside the simulation; every rank calls it. Returns the run folder."""
-    global _runtime
-    if _runtime is not None:
+          config: Any = None, comm: Any = None) -> RunPaths | None:
+    """Bring odop up beside the simulation; every rank calls it. Returns the run folder,
+    or None when odop could not start on some rank and disabled itself on all of them."""
+    global _runtime, _disabled
+    if _runtime is not None or _disabled is not None:
         raise OdopError("odop.start() was called twice; call odop.stop() first")
-    cfg = load_config(config)
-    comm = comm if comm is not None else world()
+    steps = Steps(comm if comm is not None else world())
+    try:
+        _runtime = _bring_up(steps, run_name, task_folder, config)
+    except StartFailed as failed:
+        steps.undo()
+        _disabled = _give_up(steps, failed, run_name)
+        return None
+    return _runtime.paths
+
+
+class StartFailed(Exception):
+    """A step of odop.start() failed on some rank (every rank raises it together)."""
+
+    def __init__(self, rank: int, error: str, ranks: int) -> None:
+        super().__init__(f"rank {rank}: {error}" + (f" (and {ranks - 1} more rank(s))"
+                                                     if ranks > 1 else ""))
+
+
+@dataclass
+class Steps:
+    """What odop.start() has done so far on this rank, to undo it when a step fails."""
+
+    comm: Comm | None
+    cfg: Config | None = None
+    paths: RunPaths | None = None
+    client: Client | None = None
+    keepers: list[Keeper] = field(default_factory=list)
+
+    def together(self, step: Callable[[], Any]) -> Any:
+        """Run this rank's part of a step; if it failed on any rank, raise StartFailed on
+        every rank (one allgather: each rank learns the first failure)."""
+        try:
+            result, error = step(), None
+        except Exception as exc:  # any failure of any rank must reach every rank
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        errors = self.comm.allgather(error) if self.comm is not None else [error]
+        failed = [(rank, e) for rank, e in enumerate(errors) if e]
+        if failed:
+            raise StartFailed(failed[0][0], failed[0][1], len(failed))
+        return result
+
+    def undo(self) -> None:
+        _reap([k.proc for k in self.keepers if k.proc is not None], grace_s=0.0)
+        if self.client is not None:
+            self.client.close()
+        transport.use_run(None)
+
+
+def _bring_up(steps: Steps, run_name: str | None, task_folder: str | None,
+              config: Any) -> Runtime:
+    comm = steps.comm
+    cfg = steps.cfg = steps.together(lambda: load_config(config))
     where = startup.layout(comm, node_name())
-    opened = startup.open_run(run_name, cfg, where.node) if where.rank == 0 else None
-    if comm is not None:
-        opened = comm.bcast(opened, root=0)
-    assert opened is not None
-    paths, external = opened
+    opened = steps.together(
+        lambda: startup.open_run(run_name, cfg, where.node) if where.rank == 0 else None)
+    paths, external = comm.bcast(opened, root=0) if comm is not None else opened
+    steps.paths = paths
     transport.use_run(paths.root)
-    scheduler = _start_scheduler(comm, where, cfg, paths, external)
+    scheduler = steps.together(lambda: _start_scheduler(where, cfg, paths, external))
+    steps.keepers += [scheduler] if scheduler is not None else []
+    if comm is not None and where.multi_node and not external:
+        barrier(comm)  # the endpoint is announced: discover finds it on the shared folder
     endpoint = discover.scheduler_endpoint(paths)
-    journal = Journal(paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl")
-    rt = Runtime(paths, cfg, Client(endpoint, rank=where.rank, journal=journal), comm,
-                 where.rank, where.node, tasks=set(), scheduler=scheduler)
+    steps.client = client = steps.together(lambda: Client(
+        endpoint, rank=where.rank, journal=Journal(_journal_path(paths, where))))
+    rt = Runtime(paths, cfg, client, comm, where.rank, where.node, tasks=set(),
+                 scheduler=scheduler, keepers=steps.keepers)
     if scheduler is not None:
-        rt.keepers.append(scheduler)
         scheduler.on_respawn = rt.client.resend_all
     local, ranks = startup.node_ranks(comm, where.rank)
-    if local is None or local.Get_rank() == 0:
-        agent = startup.start_agent(paths, where.node, ranks, cfg.sample_interval_s, endpoint)
-        rt.keepers += [agent] if agent is not None else []
-    rt.tasks = _declare(rt, task_folder)
+    leader = local is None or local.Get_rank() == 0
+    agent = steps.together(lambda: startup.start_agent(
+        paths, where.node, ranks, cfg.sample_interval_s, endpoint) if leader else None)
+    rt.keepers += [agent] if agent is not None else []
+    rt.tasks = steps.together(lambda: _declare(rt, task_folder))
+    _say_unbound(comm, where.rank, leader and startup.unbound(ranks), where.node)
     if not startup.node_has_spare_core(local, ranks):
         _wait_ready(rt)  # no idle core: odop starts up here, not in the first steps
-    _runtime = rt
-    return paths
+    return rt
 
 
 def _wait_ready(rt: Runtime) -> None:
@@ -110,18 +169,77 @@ def _wait_ready(rt: Runtime) -> None:
     discover.wait_agent_ready(rt.paths, rt.node, max(0.0, end - time.monotonic()))
 
 
-def _start_scheduler(comm: Comm | None, where: startup.Layout, cfg: Config,
-                     paths: RunPaths, external: bool) -> Keeper | None:
-    """Start the scheduler on its rank unless an external one serves the run; every rank
-    returns once the scheduler's endpoint is known (announced, for tcp://)."""
-    if external:
-        return None
-    host = where.scheduler_rank(cfg)
-    bind = "tcp://*:*" if where.multi_node else None
-    keeper = startup.start_scheduler(paths, where.node, bind) if where.rank == host else None
-    if comm is not None and where.multi_node:
-        barrier(comm)  # the endpoint is announced: discover finds it on the shared folder
-    return keeper
+def _journal_path(paths: RunPaths, where: startup.Layout) -> Path:
+    return paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl"
+
+
+def _say_unbound(comm: Comm | None, rank: int, unbound: bool, node: str) -> None:
+    """Once for the job: ranks left unbound (MPICH's default) cover every core."""
+    nodes = [n for n in (comm.gather(node if unbound else None, root=0)
+                         if comm is not None else [node if unbound else None]) or [] if n]
+    if rank == 0 and nodes:
+        log.warning("odop: the ranks on %s are not bound to cores (MPICH's default): odop "
+                    "sees every core as theirs and runs tasks only where their measured use "
+                    "leaves room or in marked phases; bind them (mpiexec -bind-to core, "
+                    "srun --cpu-bind=cores) to give odop whole idle cores", ", ".join(nodes))
+
+
+def _give_up(steps: Steps, failed: StartFailed, run_name: str | None) -> Disabled:
+    """odop could not start: raise on every rank (``start_failure = "raise"``) or, by
+    default, disable odop on every rank with one warning; the simulation runs on."""
+    comm = steps.comm
+    rank = comm.Get_rank() if comm is not None else 0
+    if steps.cfg is not None and steps.cfg.start_failure == "raise":
+        raise OdopError(f"odop.start() failed on {failed}")
+    name = steps.paths.name if steps.paths is not None else (run_name or "unstarted")
+    where = steps.paths.root if steps.paths is not None else Path(name)
+    journal = Journal(where / "journal" / f"{node_name()}-r{rank}-{os.getpid()}.jnl")
+    if rank == 0:
+        log.warning("odop: disabled on every rank: odop.start() failed on %s. The simulation "
+                    "runs on without odop; submissions are kept in journals (%s). Set "
+                    "start_failure = \"raise\" in the odop config to stop instead.",
+                    failed, journal.path.parent)
+    return Disabled(str(failed), rank, comm, set(registry.registered()), journal)
+
+
+@dataclass
+class Disabled:
+    """A rank on which odop disabled itself: submissions go to its journal only."""
+
+    reason: str
+    rank: int
+    comm: Comm | None
+    tasks: set[str]
+    journal: Journal
+    kept: int = 0
+    unwritten: int = 0
+
+    def submit(self, task_name: str, kwargs: dict[str, Any]) -> str:
+        if self.tasks and task_name not in self.tasks:
+            raise UnknownTaskError(task_name, sorted(self.tasks))
+        execution = new_id()
+        msg = make(MsgType.SUBMIT, execution=execution, task=task_name, args=kwargs,
+                   rank=self.rank)
+        if self.journal.submitted(msg):
+            self.kept += 1
+        else:
+            self.unwritten += 1
+        return execution
+
+    def stop(self) -> dict[str, Any]:
+        """Rank 0 gets the counts of every rank; nothing here can hang (all ranks are
+        disabled together, so the collectives match)."""
+        counts = (self.kept, self.unwritten)
+        every = self.comm.gather(counts, root=0) if self.comm is not None else [counts]
+        self.journal.close()
+        if self.rank != 0:
+            return {}
+        return {"disabled": self.reason, "drained": False, "done": None, "failed": None,
+                "journalled": sum(k for k, _ in every), "unwritten": sum(u for _, u in every),
+                "journal": str(self.journal.path.parent)}
+
+
+_disabled: Disabled | None = None
 
 
 def _declare(rt: Runtime, task_folder: str | None) -> set[str]:
@@ -136,8 +254,18 @@ def _declare(rt: Runtime, task_folder: str | None) -> set[str]:
     return set(specs)
 
 
+def _start_scheduler(where: startup.Layout, cfg: Config, paths: RunPaths,
+                     external: bool) -> Keeper | None:
+    """Start the scheduler on its rank unless an external one serves the run."""
+    if external or where.rank != where.scheduler_rank(cfg):
+        return None
+    return startup.start_scheduler(paths, where.node, "tcp://*:*" if where.multi_node else None)
+
+
 def submit(task_name: str, /, **kwargs: Any) -> str:
     """Queue one execution of ``task_name`` with ``kwargs``; returns its id at once."""
+    if _disabled is not None:
+        return _disabled.submit(task_name, kwargs)
     rt = _require()
     if task_name not in rt.tasks:
         raise UnknownTaskError(task_name, sorted(rt.tasks))
@@ -152,13 +280,18 @@ def submit(task_name: str, /, **kwargs: Any) -> str:
 def stop(timeout_s: float | None = None) -> dict[str, Any]:
     """Drain the queue on every core, then shut odop down; every rank calls it.
 
-    Returns, on rank 0, ``{"done", "failed", "drained"}`` plus ``"unacknowledged"`` (the
-    count of submissions the scheduler never confirmed, kept in the journals) when not 0;
-    elsewhere an empty dict.
-    Every wait is bounded, except the drain when ``drain_timeout_s`` is None and the
-    scheduler stays alive and busy.
+    Returns, on rank 0, ``{"drained", "done", "failed", "account"}``: the account
+    (odop/report/account.py) of every submission, with those the scheduler never
+    confirmed counted as ``journalled`` (kept in the ranks' journals) or ``unwritten``;
+    elsewhere an empty dict. With odop disabled at start, ``{"disabled": why, ...}``.
+    A failure on one rank never leaves another waiting in a collective. Every wait is
+    bounded, except the drain when ``drain_timeout_s`` is None and the scheduler stays
+    alive and busy.
     """
-    global _runtime
+    global _runtime, _disabled
+    if _disabled is not None:
+        disabled, _disabled = _disabled, None
+        return disabled.stop()
     rt = _require()
     _runtime = None
     for keeper in rt.keepers:
@@ -167,15 +300,14 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     if rt.comm is not None:
         alive = bool(rt.comm.allreduce(int(alive)))
     rt.client.flush(FLUSH_S if alive else 0.0)
-    lost = _report_unacked(rt)
+    kept = _unacked(rt)
     barrier(rt.comm)
     summary: dict[str, Any] = {}
     if rt.rank == 0:
         summary = _drain(rt, timeout_s if timeout_s is not None else rt.config.drain_timeout_s)
-    if rt.comm is not None:
-        lost = rt.comm.reduce(lost, root=0)
-    if rt.rank == 0 and lost:
-        summary["unacknowledged"] = lost
+    every = rt.comm.gather(kept, root=0) if rt.comm is not None else [kept]
+    if rt.rank == 0:
+        summary["account"] = _account(rt, every)
     barrier(rt.comm, on_wait=lambda: _tend_agents(rt))  # rank 0 drains meanwhile
     _reap([k.proc for k in rt.keepers if k.proc is not None], grace_s=2.0)
     rt.client.close()
@@ -183,12 +315,28 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     return summary
 
 
-def _report_unacked(rt: Runtime) -> int:
-    lost = [m for m in rt.client.unacked.values() if m[1]["type"] == "submit"]
-    if lost and rt.client.journal is not None:
+def _unacked(rt: Runtime) -> tuple[int, int]:
+    """This rank's submissions the scheduler never confirmed: (journalled, unwritten)."""
+    ids = [i for i, (_, m) in rt.client.unacked.items() if m["type"] == "submit"]
+    unwritten = sum(1 for i in ids if i in rt.client.unjournalled)
+    if ids and rt.client.journal is not None:
         log.warning("odop: %d submission(s) never reached the scheduler; kept in %s",
-                    len(lost), rt.client.journal.path)
-    return len(lost)
+                    len(ids) - unwritten, rt.client.journal.path)
+    return len(ids) - unwritten, unwritten
+
+
+def _account(rt: Runtime, every: list[tuple[int, int]] | None) -> dict[str, Any]:
+    """The run's account, with what the ranks know of their own unconfirmed submissions;
+    a failure to read it is said, never raised (stop() must return)."""
+    from odop.report.account import take
+
+    every = every or []
+    try:
+        account = take(rt.paths, journalled=sum(k for k, _ in every),
+                       unwritten=sum(u for _, u in every))
+    except Exception as exc:  # the run folder unreadable: say so, and return
+        return {"error": f"cannot take the account: {exc}"}
+    return account.to_dict()
 
 
 def _drain(rt: Runtime, timeout_s: float | None) -> dict[str, Any]:

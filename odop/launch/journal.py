@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +20,53 @@ _LEN = struct.Struct(">I")
 
 
 class Journal:
-    """Appends submissions and acknowledgements; never raises on a full disk."""
+    """Appends submissions and acknowledgements; never raises. Where its file cannot be
+    written (a read-only or full run folder), it goes on in a private folder of the
+    node's temporary space (:func:`fallback_path`); records neither place took are
+    counted in ``failed``."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
-        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.fd: int | None = None
         self.failed = 0
-
-    def _append(self, record: dict[str, Any]) -> None:
-        if self.fd is None:
-            return
-        data = msgpack.packb(record, use_bin_type=True)
+        self.moved = False
+        """True once the journal writes to its fallback file."""
         try:
-            os.write(self.fd, _LEN.pack(len(data)) + data)
+            self.fd = _open(path)
         except OSError:
-            self.failed += 1
+            self._move()
 
-    def submitted(self, msg: dict[str, Any]) -> None:
-        self._append({"s": msg})
+    def _move(self) -> None:
+        """Go on in the fallback file (once); on failure every later record fails."""
+        if self.moved:
+            return
+        self.moved = True
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        fallback = fallback_path(self.path)
+        try:
+            self.fd = _open(fallback)
+            self.path = fallback
+        except OSError:
+            self.fd = None
+
+    def _append(self, record: dict[str, Any]) -> bool:
+        data = msgpack.packb(record, use_bin_type=True)
+        for _ in range(2):
+            if self.fd is None:
+                break
+            try:
+                os.write(self.fd, _LEN.pack(len(data)) + data)
+                return True
+            except OSError:
+                self._move()
+        self.failed += 1
+        return False
+
+    def submitted(self, msg: dict[str, Any]) -> bool:
+        """Record a submission; False when no place could take it."""
+        return self._append({"s": msg})
 
     def acked(self, msg_id: str) -> None:
         self._append({"a": msg_id})
@@ -46,6 +75,18 @@ class Journal:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _open(path: Path) -> int:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def fallback_path(path: Path) -> Path:
+    """Where the journal at ``path`` goes on when its run folder takes no more:
+    ``$TMPDIR/odop-<uid>/journal/<run>/<file>`` (node-local; private to the user)."""
+    run = path.parent.parent.name
+    return Path(tempfile.gettempdir()) / f"odop-{os.getuid()}" / "journal" / run / path.name
 
 
 def read(path: Path) -> list[dict[str, Any]]:

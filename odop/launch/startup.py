@@ -57,9 +57,11 @@ def layout(comm: Comm | None, node: str) -> Layout:
     return Layout(comm.Get_rank(), node, list(comm.allgather(node)))
 
 
-def open_run(run_name: str | None, cfg: Config, node: str) -> tuple[RunPaths, bool]:
+def open_run(run_name: str | None, cfg: Config, node: str, *,
+             wrapped: bool = False) -> tuple[RunPaths, bool]:
     """The run folder (created with its keys if new) and whether a scheduler already
-    serves it (an external one: then this job starts none)."""
+    serves it (an external one: then this job starts none). ``wrapped``: ``odop run``
+    owns the ranks, and reports their end itself."""
     name = run_name or os.environ.get("ODOP_RUN") or new_run_name()
     folder = Path(name) if os.sep in name else runs_folder(cfg.home_path) / name
     paths = RunPaths(folder.resolve())
@@ -70,6 +72,9 @@ def open_run(run_name: str | None, cfg: Config, node: str) -> tuple[RunPaths, bo
     store.set_meta("run", paths.name)
     store.set_meta("started", time.time())
     store.set_meta("config", config_to_dict(cfg))
+    store.set_meta("cwd", os.getcwd())  # where the triggers' relative paths start
+    if wrapped:
+        store.set_meta("wrapped", True)
     store.close()
     return paths, external
 
@@ -117,6 +122,14 @@ def spare_cores(ranks: list[dict[str, Any]], cpus: set[int]) -> int:
     bound = [m for m in masks if m < cpus]
     free = cpus.difference(*bound)
     return max(0, len(free) - (len(masks) - len(bound)))
+
+
+def unbound(ranks: list[dict[str, Any]]) -> bool:
+    """True when a rank of the node may run on every core (no binding)."""
+    from odop.engine.spawn import all_cpus
+
+    cpus = all_cpus()
+    return any(set(r["cores"]) >= cpus for r in ranks) and len(cpus) > 1
 
 
 def node_has_spare_core(local: Comm | None, ranks: list[dict[str, Any]]) -> bool:

@@ -45,7 +45,8 @@ def test_split_communicator(tmp_path: Path, odop_home: Path) -> None:
                           env=child_env())
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["summary"] == {"drained": True, "done": 2, "failed": 0}
+    assert {k: out["summary"][k] for k in ("drained", "done", "failed")} == {"drained": True, "done": 2, "failed": 0}
+    assert out["summary"]["account"]["unaccounted"] == 0 and out["summary"]["account"]["done"] == 2
     run_dir = Path(out["run"])
     assert sorted(p.name for p in tmp_path.glob("t*")) == ["t0", "t1"]
     roles = sorted(c["role"] for c in components(run_dir))

@@ -55,8 +55,11 @@ def _wrapped(tmp_path: Path, code: int) -> tuple[subprocess.CompletedProcess, Pa
 def test_unchanged_program_files_processed(tmp_path: Path, odop_home: Path) -> None:
     proc, data = _wrapped(tmp_path, 0)
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    summary = json.loads(proc.stdout)
     assert summary["drained"] and summary["done"] == 6 and summary["failed"] == 0
+    assert summary["account"]["unaccounted"] == 0 and summary["status"] == 0
+    assert summary["account"]["origins"] == {"file trigger": 6}
+    assert f"run {summary['run']}: command exited 0; tasks: 6 submitted, 6 done" in proc.stderr
     for rank in (0, 1):
         for i in range(3):
             path = data / f"r{rank}-{i}.dat"
@@ -71,4 +74,4 @@ def test_exit_code_is_the_programs(tmp_path: Path, odop_home: Path) -> None:
 def test_no_command_is_a_clear_error(odop_home: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "odop", "run", "--"], capture_output=True,
                           text=True, timeout=30, env=child_env())
-    assert proc.returncode == 2 and "needs a command" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("odop run: error: odop run needs a command")
