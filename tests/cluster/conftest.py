@@ -1,0 +1,52 @@
+"""The virtual cluster (odop.testing.cluster) for the tests marked ``cluster``: two nodes of
+one core each with Slurm, brought up once per session and always torn down."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from odop.testing import cluster as vc
+from odop.testing import slurmd
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path("/tmp/odop-cluster-tests")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[vc.Cluster]:
+    """Two nodes, odop1 and odop2, with Slurm; skipped with the reason where impossible."""
+    reason = vc.unavailable() or slurmd.unavailable()
+    if reason:
+        pytest.skip(f"virtual cluster: {reason}")
+    try:
+        up = vc.up(2, state=STATE, share_cores=len(os.sched_getaffinity(0)) < 2)
+    except vc.ClusterError as exc:
+        pytest.skip(f"virtual cluster: {exc}")
+    try:
+        yield up
+    finally:
+        problems = vc.down(STATE)
+        assert not problems and not vc.leftovers(), (problems, vc.leftovers())
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """Environment for commands on the cluster: this checkout and its virtual environment
+    first (a job inherits it from sbatch, as from a user's shell)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    for key in [k for k in env if k.startswith(("SLURM_", "ODOP_"))]:
+        del env[key]
+    env.update(extra)
+    return env

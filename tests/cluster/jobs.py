@@ -1,0 +1,108 @@
+"""What the cluster tests submit: a simulation, its tasks, and the sbatch scripts of
+docs/slurm.md as the doc writes them."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from odop.testing.cluster import Cluster
+from tests.cluster.conftest import REPO, job_env
+
+EMBEDDED = '''
+import json, os, socket, sys, time
+import odop
+
+@odop.task(name="where", time="5s", cpus=1)
+def where(out):
+    with open(out, "w") as fh:
+        json.dump({"host": socket.gethostname(), "cores": sorted(os.sched_getaffinity(0))}, fh)
+
+if __name__ == "__main__":
+    from mpi4py import MPI
+    rank = MPI.COMM_WORLD.rank
+    odop.start(run_name=sys.argv[sys.argv.index("--run") + 1])
+    os.makedirs("out", exist_ok=True)
+    for step in range(3):
+        odop.submit("where", out=f"out/{socket.gethostname()}-{rank}-{step}.json")
+        time.sleep(0.5)
+    print(json.dumps({"rank": rank, "summary": odop.stop()}), flush=True)
+'''
+
+PROGRAM = '''#!{python}
+# an unchanged simulation: busy on its core, writes a snapshot per step
+import os, socket, sys, time
+rank = os.environ.get("SLURM_PROCID", "0")
+for step in range(3):
+    end = time.time() + 1.0
+    while time.time() < end:
+        pass
+    with open(f"out/{{socket.gethostname()}}-{{rank}}-{{step}}.dat", "w") as fh:
+        fh.write(open(sys.argv[1]).read())
+'''
+
+TASK = '''
+import json, os, socket
+
+def where(path):
+    with open(path + ".json", "w") as fh:
+        json.dump({"host": socket.gethostname(), "cores": sorted(os.sched_getaffinity(0))}, fh)
+'''
+
+
+def doc_scripts() -> dict[str, str]:
+    """The bash blocks of docs/slurm.md that are sbatch scripts, by their first comment-free
+    ``odop``/``srun`` line's mode: embedded, wrapped, external."""
+    text = (REPO / "docs" / "slurm.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    scripts = [b for b in blocks if b.startswith("#!/bin/bash\n#SBATCH")]
+    modes = {}
+    for script in scripts:
+        mode = ("external" if "odop agent" in script else
+                "wrapped" if "odop run" in script else "embedded")
+        modes[mode] = script
+    return modes
+
+
+def as_submitted(script: str) -> str:
+    """The script less its ``# site specific`` lines (modules, the user's venv)."""
+    return "".join(ln for ln in script.splitlines(keepends=True)
+                   if not ln.rstrip().endswith("# site specific"))
+
+
+def prepare(folder: Path) -> None:
+    """A submit folder: sim.py (embedded), ./sim and input.nml (wrapped), tasks/, odop.toml."""
+    (folder / "out").mkdir(parents=True)
+    (folder / "sim.py").write_text(EMBEDDED)
+    sim = folder / "sim"
+    sim.write_text(PROGRAM.format(python=sys.executable))
+    sim.chmod(0o755)
+    (folder / "input.nml").write_text("&input n=3 /\n")
+    tasks = folder / "tasks"
+    tasks.mkdir()
+    (tasks / "post.py").write_text(TASK)
+    (tasks / "where.json").write_text(json.dumps(
+        {"name": "where", "function": "post:where", "trigger": {"file": f"{folder}/out/*.dat"}}))
+    (folder / "odop.toml").write_text("[odop]\n")
+
+
+def sbatch(cluster: Cluster, folder: Path, script: str, timeout: float = 120,
+           **env: str) -> tuple[str, str]:
+    """Submit ``script`` from node 1 in ``folder`` and wait: (job id, its output)."""
+    path = folder / "job.sh"
+    path.write_text(script)
+    done = cluster.run(1, ["sbatch", "--parsable", "--wait", "-o", "slurm-%j.out", str(path)],
+                       cwd=folder, env=cluster.env(job_env(**env)), timeout=timeout,
+                       check=False)
+    job = done.stdout.strip().split(";")[0]
+    out = (folder / f"slurm-{job}.out").read_text() if job else ""
+    assert done.returncode == 0, f"sbatch exited {done.returncode}: {done.stderr}\n{out}"
+    return job, out
+
+
+def where_tasks_ran(folder: Path) -> list[dict[str, Any]]:
+    """What each 'where' task recorded: {host, cores}."""
+    return [json.loads(p.read_text()) for p in sorted((folder / "out").glob("*.json"))]
