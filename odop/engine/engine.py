@@ -17,10 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from odop.engine import cgroup as _cgroup
 from odop.engine.cgroup import CgroupTree
-from odop.engine.exits import Exit, exit_record
+from odop.engine.exits import Exit, exit_record, memory_reason
 from odop.engine.forkclient import ForkClient, ForkServerError
+from odop.engine.memwatch import MemoryWatch
 from odop.engine.mpi import mpi_argv, threads_per_rank
+from odop.engine.output import CHECK_S, OutputCap
 from odop.engine.process import TaskProcess
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
@@ -32,18 +35,36 @@ LOST_AFTER_S = 5.0
 reported as lost (a task started by the engine itself is always reaped)."""
 RESTARTS_PER_MINUTE = 5
 """Fork-server restarts allowed per minute before the engine stays on the fresh path."""
+MEMORY_BOUNDS = ("auto", "sample", "rlimit")
+"""How a task's memory maximum is enforced: ``auto`` (a memory cgroup where one can be
+written, else sampling), ``sample`` (sampling only), ``rlimit`` (RLIMIT_DATA, last resort)."""
+OUTPUT_MAX_BYTES = 10 * 2**20
+"""Bytes of a task's stdout, and of its stderr, kept by default: half head, half tail."""
+
+
+def rlimit_for(memory_max: int) -> int:
+    """The RLIMIT_DATA (bytes) of a task with this maximum under ``memory_bound = "rlimit"``:
+    twice the maximum plus 1 GiB, for the address space that runtimes reserve but never
+    touch (interpreter arenas, thread stacks, BLAS buffers), which the limit counts."""
+    return 2 * int(memory_max) + 2**30
 
 
 class Engine:
     """Task processes of one node, each in its own session, pinned to its grant.
 
     ``fork_server``: fork Python tasks from a warm helper (default: yes unless the
-    environment says ``ODOP_FORK_SERVER=0``); ``cgroups``: the cgroup v2 tree for memory
-    bounds (default: detected; None: rlimits)."""
+    environment says ``ODOP_FORK_SERVER=0``); ``cgroups``: the memory cgroup tree (default:
+    detected, v2 then v1; None: none, so memory is sampled); ``memory_bound``: one of
+    MEMORY_BOUNDS; ``output_max_bytes``: bytes kept of each task's stdout and of its
+    stderr (odop.engine.output)."""
 
     def __init__(self, run_dir: Path, *, grace_s: float = 5.0, cwd: str | None = None,
                  base_env: Mapping[str, str] | None = None, fork_server: bool | None = None,
-                 cgroups: CgroupTree | None | bool = True) -> None:
+                 cgroups: CgroupTree | None | bool = True, memory_bound: str = "auto",
+                 output_max_bytes: int = OUTPUT_MAX_BYTES) -> None:
+        if memory_bound not in MEMORY_BOUNDS:
+            raise ValueError(f"memory_bound {memory_bound!r} is unknown; allowed: "
+                             f"{', '.join(MEMORY_BOUNDS)}")
         self.run_dir = run_dir
         self.paths = RunPaths(run_dir)
         self.grace_s = grace_s
@@ -52,8 +73,15 @@ class Engine:
         self.tasks: dict[str, TaskProcess] = {}
         self._by_pid: dict[int, TaskProcess] = {}  # started by posix_spawn
         self._served: dict[int, TaskProcess] = {}  # forked by the fork server
-        self.cgroups = CgroupTree.detect() if cgroups is True else (cgroups or None)
+        self.memory_bound = memory_bound
+        if memory_bound != "auto":
+            cgroups = None
+        self.cgroups = _cgroup.detect() if cgroups is True else (cgroups or None)
         self._bounded: set[str] = set()  # executions with a cgroup of their own
+        self.memwatch = MemoryWatch()
+        self.output_max_bytes = int(output_max_bytes)
+        self._outputs: dict[str, OutputCap] = {}
+        self._next_output_check = 0.0
         if fork_server is None:
             fork_server = os.environ.get("ODOP_FORK_SERVER", "1") != "0"
         self._restarts: list[float] = []
@@ -92,10 +120,10 @@ class Engine:
         exits = self._served_exits()  # reports it sent before dying
         for proc in list(self._served.values()):
             proc.signal(signal.SIGKILL)
-            self._forget(proc)
+            cut = self._forget(proc)[1]
             exits.append(Exit(proc.execution, None, signal.SIGKILL,
                               proc.reason or "lost: the fork server died", 0.0, 0,
-                              time.monotonic() - proc.started))
+                              time.monotonic() - proc.started, cut))
         self._served.clear()
         self.server.close()
         self._start_server()
@@ -104,36 +132,54 @@ class Engine:
     # -- starting -----------------------------------------------------------------------
     def start(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int], gpus: Sequence[int] = (),
-              hosts: Sequence[Mapping[str, Any]] = ()) -> TaskProcess:
+              hosts: Sequence[Mapping[str, Any]] = (), attempt: int = 0) -> TaskProcess:
         """Start one execution of ``spec`` on ``cores`` (and ``gpus``, NVML indices; an mpi
         task spanning nodes on ``hosts``, each ``{"host", "cores"}``, this node first);
-        raises SpawnError if it cannot."""
+        ``attempt``: 0 for its first run. Raises SpawnError if it cannot."""
         folder = self.paths.task_dir(execution)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        env = {**self._env(execution, spec, cores, folder), **gpu_env(gpus)}
-        cgroup = self._cgroup(execution, spec.get("memory_max"))
+        env = {**self._env(execution, spec, cores, folder, attempt), **gpu_env(gpus)}
+        memory_max = spec.get("memory_max")
+        cgroup = self._cgroup(execution, memory_max)
+        rlimit = rlimit_for(memory_max) if memory_max and self.memory_bound == "rlimit" else None
+        bounds = {"cgroup": cgroup, "rlimit": rlimit}
         pid = None
         if spec["kind"] == "python" and self.server is not None:
-            pid = self._fork(execution, spec, args, cores, env, folder, cgroup)
+            pid = self._fork(execution, spec, args, cores, env, folder, bounds)
         served = pid is not None
         if pid is None:
-            pid = self._spawn(execution, spec, args, cores, env, folder, cgroup, hosts)
+            pid = self._spawn(execution, spec, args, cores, env, folder, bounds, hosts)
         limit = spec.get("time_limit_s")
         proc = TaskProcess(execution, pid, list(cores),
-                           deadline=time.monotonic() + limit if limit else None)
+                           deadline=time.monotonic() + limit if limit else None,
+                           memory_max=memory_max, bound=self._bound(memory_max, cgroup, rlimit))
+        if memory_max and not (cgroup or rlimit):
+            self.memwatch.add(execution, pid, memory_max)
         self.tasks[execution] = proc
         (self._served if served else self._by_pid)[pid] = proc
+        self._outputs[execution] = OutputCap(folder, self.output_max_bytes)
         return proc
+
+    def _bound(self, memory_max: int | None, cgroup: str | None, rlimit: int | None) -> str:
+        """How a task's memory maximum is enforced, in words ("" without one): its cgroup,
+        its rlimit, or else sampling."""
+        if not memory_max:
+            return ""
+        if cgroup and self.cgroups is not None:
+            return self.cgroups.how
+        if rlimit:
+            return (f"RLIMIT_DATA of {rlimit / 1e6:.1f} MB per process: twice the max "
+                    "plus 1 GiB")
+        return self.memwatch.how
 
     def _fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int], env: dict[str, str], folder: str,
-              cgroup: str | None) -> int | None:
+              bounds: Mapping[str, Any]) -> int | None:
         assert self.server is not None
         order = {"execution": execution, "target": spec.get("target", ""), "args": dict(args),
                  "cores": list(cores), "env": env, "cwd": self.cwd,
                  "stdout": os.path.join(folder, "stdout"),
-                 "stderr": os.path.join(folder, "stderr"),
-                 "memory_max": spec.get("memory_max"), "cgroup": cgroup,
+                 "stderr": os.path.join(folder, "stderr"), **bounds,
                  "drain": spec.get("drain")}
         try:
             return self.server.start(order)
@@ -141,14 +187,14 @@ class Engine:
             return None  # not ready yet, or gone (reap() restarts it): the fresh path
 
     def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-               cores: list[int], env: dict[str, str], folder: str, cgroup: str | None,
+               cores: list[int], env: dict[str, str], folder: str, bounds: Mapping[str, Any],
                hosts: Sequence[Mapping[str, Any]] = ()) -> int:
         argv = command_line(spec, args)
         if spec["kind"] == "mpi":
             argv = mpi_argv(spec, argv, cores, env, hosts)
         order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
-                 "args": dict(args), "memory_max": spec.get("memory_max"), "cgroup": cgroup,
-                 "parent": os.getpid(), "drain": spec.get("drain")}
+                 "args": dict(args), **bounds, "parent": os.getpid(),
+                 "drain": spec.get("drain")}
         env = {**env, "ODOP_TASK": encode_order(order)}
         return spawn([sys.executable, "-m", "odop.engine.worker"], cores=cores, env=env,
                      cwd=self.cwd, stdout=os.path.join(folder, "stdout"),
@@ -165,13 +211,14 @@ class Engine:
         return path
 
     def _env(self, execution: str, spec: Mapping[str, Any], cores: list[int],
-             folder: str) -> dict[str, str]:
+             folder: str, attempt: int = 0) -> dict[str, str]:
         if spec["kind"] == "mpi":
             threads = threads_per_rank(spec, cores)
         else:
             threads = min(spec.get("threads_max") or len(cores), len(cores))
         env = {**self.base_env, **thread_env(threads)}
-        env.update(ODOP_EXECUTION=execution, ODOP_RUN_DIR=str(self.run_dir),
+        env.update(ODOP_EXECUTION_ID=execution, ODOP_ATTEMPT=str(int(attempt)),
+                   ODOP_EXECUTION=execution, ODOP_RUN_DIR=str(self.run_dir),
                    ODOP_TASK_DIR=folder, ODOP_CORES=",".join(map(str, cores)))
         if spec["kind"] == "python":
             env["MPI4PY_RC_INITIALIZE"] = "false"
@@ -219,27 +266,41 @@ class Engine:
 
     def _ended(self, proc: TaskProcess, status: int, cpu_s: float, max_rss: int) -> Exit:
         proc.signal(signal.SIGKILL)  # the group's stragglers go with their leader
-        oom = self._forget(proc)
-        return exit_record(proc, status, cpu_s, max_rss, oom)
+        oom, cut = self._forget(proc)
+        return exit_record(proc, status, cpu_s, max_rss, oom, cut)
 
-    def _forget(self, proc: TaskProcess) -> bool:
-        """Drop ``proc``; remove its cgroup; True if that cgroup saw an OOM kill."""
+    def _forget(self, proc: TaskProcess) -> tuple[bool, int]:
+        """Drop ``proc``: close its output files (cut to their bound) and remove its cgroup.
+        Returns (whether that cgroup saw an OOM kill, bytes of output cut)."""
         self.tasks.pop(proc.execution, None)
+        self.memwatch.remove(proc.execution)
+        output = self._outputs.pop(proc.execution, None)
+        cut = output.finish() if output is not None else 0
         if proc.execution not in self._bounded or self.cgroups is None:
-            return False
+            return False, cut
         self._bounded.discard(proc.execution)
         oom = self.cgroups.oom_killed(proc.execution)
         self.cgroups.remove(proc.execution)
-        return oom
+        return oom, cut
 
     def enforce(self, now: float | None = None) -> None:
-        """Kill tasks past their time limit, and stopped tasks past their grace period."""
+        """Kill tasks past their time limit or (sampled) memory maximum, and stopped tasks
+        past their grace period; cut output files past their bound."""
         now = time.monotonic() if now is None else now
         for proc in list(self.tasks.values()):
             if proc.deadline is not None and now > proc.deadline:
                 proc.kill("time limit exceeded")
             elif proc.stopping_since is not None and now - proc.stopping_since > self.grace_s:
                 proc.kill(proc.reason or "stopped")
+        for execution, held in self.memwatch.over(now):
+            self.memwatch.remove(execution)
+            hog = self.tasks.get(execution)
+            if hog is not None:
+                hog.kill(memory_reason(hog, held))
+        if now >= self._next_output_check:
+            self._next_output_check = now + CHECK_S
+            for output in self._outputs.values():
+                output.check()
 
     def stop_all(self, reason: str, wait_s: float | None = None) -> list[Exit]:
         """TERM every task, KILL what remains after the grace period, and reap them all."""
@@ -264,17 +325,20 @@ class Engine:
         """An exit never reported (killed, yet not reaped in time): record it as lost."""
         self._by_pid.pop(proc.pid, None)
         self._served.pop(proc.pid, None)
-        self._forget(proc)
+        cut = self._forget(proc)[1]
         return Exit(proc.execution, None, signal.SIGKILL, f"{reason} (lost: no exit seen)", 0.0,
-                    0, time.monotonic() - proc.started)
+                    0, time.monotonic() - proc.started, cut)
 
     def close(self) -> None:
-        """End the fork server (tasks still running from it die with it)."""
+        """End the fork server (tasks still running from it die with it); remove the
+        engine's cgroup folder where it can."""
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.server.pid, 0)
             self.server = None
+        if self.cgroups is not None:
+            self.cgroups.close()
 
 
 def gpu_env(gpus: Sequence[int]) -> dict[str, str]:

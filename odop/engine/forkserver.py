@@ -7,7 +7,7 @@ the task's own module) costs a millisecond or two. The engine starts this server
 socketpair in msgpack maps:
 
 engine → server  ``{"op": "start", "execution", "target", "args", "cores", "env", "cwd",
-                   "stdout", "stderr", "memory_max", "cgroup"}``
+                   "stdout", "stderr", "cgroup", "rlimit", "drain"}``
 engine → server  ``{"op": "warm", "target"}``: probe (and, if harmless, pre-import) a
                    declared task's module now, before its first start
 server → engine  ``{"op": "ready", "pid"}`` once, then ``{"op": "started", "execution",
@@ -194,7 +194,7 @@ class Server:
                 die_with_parent(os.getppid(), signal.SIGKILL)  # before anyone can pause it
                 _setup_child(msg)
                 os.close(ready)  # EOF either way: set up, or failed trying
-                prepare({"parent": os.getppid(), "memory_max": msg.get("memory_max"),
+                prepare({"parent": os.getppid(), "rlimit": msg.get("rlimit"),
                          "cgroup": msg.get("cgroup"), "drain": msg.get("drain")})
             except BaseException:
                 traceback.print_exc()

@@ -22,6 +22,10 @@ class TaskProcess:
     paused: bool = False
     stopping_since: float | None = None
     reason: str = ""
+    memory_max: int | None = None
+    """The task's declared memory maximum (bytes), if any."""
+    bound: str = ""
+    """How that maximum is enforced, in words (a cgroup, sampling, an rlimit)."""
 
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the whole process group; False if it is gone."""

@@ -1,10 +1,11 @@
 """The shim every task starts in: it lowers itself, arms its own death, then runs the task.
 
 ``python -m odop.engine.worker`` reads its orders from ``ODOP_TASK`` (base64 msgpack):
-``{"kind", "target", "argv", "args", "memory_max", "cgroup", "parent"}``. Before any user
-code runs it asks the kernel to kill it when the engine dies, sets SCHED_IDLE, nice 19 (also
-for its autogroup) and the idle IO class, and bounds its memory (joins its cgroup, or sets an
-rlimit); then it calls the Python function or execs the program (which keeps those settings).
+``{"kind", "target", "argv", "args", "cgroup", "rlimit", "parent", "drain"}``. Before any
+user code runs it asks the kernel to kill it when the engine dies, sets SCHED_IDLE, nice 19
+(also for its autogroup) and the idle IO class, and bounds its memory (joins its cgroup, or
+sets the rlimit it was given; a task with neither is sampled by the engine); then it calls
+the Python function or execs the program (which keeps those settings).
 The fork server's children run the same :func:`prepare` and :func:`call`.
 """
 
@@ -60,12 +61,15 @@ def lower_priority(drain: bool = False) -> None:
 
 
 def bound_memory(limit: int | None, cgroup: str | None = None) -> None:
-    """Join ``cgroup`` (whose memory.max the engine set) or, without one, cap the data
-    segment (heap and private mappings) at ``limit`` bytes."""
+    """Join ``cgroup`` (whose limit the engine set), and cap the data segment (heap and
+    private writable mappings) at ``limit`` bytes when given one."""
     if cgroup:
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as fh:
             fh.write(str(os.getpid()))
-    elif limit:
+    if limit:
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)  # never above what this process may set
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
@@ -73,7 +77,7 @@ def prepare(order: Mapping[str, Any]) -> None:
     """Everything that must hold before user code: death with the engine, priority, memory."""
     die_with_parent(int(order.get("parent") or 0), signal.SIGKILL)
     lower_priority(bool(order.get("drain")))
-    bound_memory(order.get("memory_max"), order.get("cgroup"))
+    bound_memory(order.get("rlimit"), order.get("cgroup"))
 
 
 def call(target: str, args: Mapping[str, Any]) -> int:
