@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,19 @@ def run(args: argparse.Namespace) -> int:
     bind = args.bind or os.environ.get("ODOP_SCHEDULER_BIND") or None
     try:
         serve(paths.root, config, endpoint=bind, parent_pid=args.parent_pid)
+    except Exception as exc:
+        return storage_exit(exc, paths.root)
     finally:
         transport.withdraw(paths.root)
     return 0
+
+
+def storage_exit(exc: Exception, folder: Path) -> int:
+    """EXIT_STORAGE, said in the log, when ``exc`` means the run folder takes no more
+    writes (the keeper then starts this daemon no more); else ``exc`` goes on up."""
+    from odop.launch.storage import EXIT_STORAGE, describe, storage_error
+
+    if not storage_error(exc):
+        raise exc
+    print(f"odop: cannot write the run folder: {exc}; {describe(folder)}", file=sys.stderr)
+    return EXIT_STORAGE

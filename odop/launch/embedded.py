@@ -179,8 +179,8 @@ def _say_unbound(comm: Comm | None, rank: int, unbound: bool, node: str) -> None
                          if comm is not None else [node if unbound else None]) or [] if n]
     if rank == 0 and nodes:
         log.warning("odop: the ranks on %s are not bound to cores (MPICH's default): odop "
-                    "sees every core as theirs and runs tasks only where their measured use "
-                    "leaves room or in marked phases; bind them (mpiexec -bind-to core, "
+                    "cannot tell which cores they use and runs tasks only where their measured "
+                    "use leaves room or in marked phases; bind them (mpiexec -bind-to core, "
                     "srun --cpu-bind=cores) to give odop whole idle cores", ", ".join(nodes))
 
 

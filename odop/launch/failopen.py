@@ -23,12 +23,15 @@ MAX_RESPAWNS = 10
 class Keeper:
     """One daemon process and the recipe to start it again."""
 
-    def __init__(self, role: str, spawn: Callable[[], subprocess.Popen]) -> None:
-        self.role, self._spawn = role, spawn
+    def __init__(self, role: str, spawn: Callable[[], subprocess.Popen],
+                 diagnose: Callable[[int | None], str | None] | None = None) -> None:
+        self.role, self._spawn, self._diagnose = role, spawn, diagnose
         self.proc: subprocess.Popen | None = spawn()
         self.respawns = 0
         self._last = time.monotonic()
         self.on_respawn: Callable[[], None] | None = None
+        self.gave_up: str | None = None
+        """Why the daemon is started no more (a restart would not mend it), once known."""
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -37,12 +40,20 @@ class Keeper:
         """True when the daemon runs (respawning it if allowed); never blocks for long."""
         if self.alive():
             return True
+        if self.gave_up is not None:
+            return False
+        code = self.proc.returncode if self.proc is not None else None
+        why = self._diagnose(code) if self._diagnose is not None else None
+        if why is not None:
+            self.gave_up = why
+            log.warning("odop: the %s stopped: %s. It is not started again; the simulation "
+                        "runs on without it.", self.role, why)
+            return False
         now = time.monotonic()
         if self.respawns >= MAX_RESPAWNS or (not force and now - self._last < RESPAWN_EVERY_S):
             return False
         self._last = now
         self.respawns += 1
-        code = self.proc.returncode if self.proc is not None else None
         log.warning("odop: %s exited (%s); starting it again (%d)", self.role, code,
                     self.respawns)
         try:

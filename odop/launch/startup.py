@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from odop.launch import discover
 from odop.launch.daemons import spawn_daemon
 from odop.launch.failopen import Keeper
 from odop.launch.mpi import Comm, node_comm
+from odop.launch.storage import EXIT_STORAGE, describe, no_room
 from odop.paths import RunPaths, new_run_name, runs_folder
 from odop.protocol import keys, transport
 from odop.store.executions import RunStore
@@ -89,16 +91,22 @@ def start_scheduler(paths: RunPaths, node: str, bind: str | None) -> Keeper:
         args = ["--bind", state["bind"]] if state["bind"] else []
         return spawn_daemon("scheduler", args, paths, node, [os.sched_getaffinity(0)])
 
-    keeper = Keeper("scheduler", spawn)
+    keeper = Keeper("scheduler", spawn, storage_diagnosis(paths))
     if bind is not None and bind.startswith("tcp://"):
-        found = wait_announced(paths)
+        found = wait_announced(paths, alive=keeper.alive)
         state["bind"] = "tcp://*:" + found.rsplit(":", 1)[1]  # a restart keeps the port
     return keeper
 
 
-def wait_announced(paths: RunPaths, wait_s: float = ANNOUNCE_WAIT_S) -> str:
+def wait_announced(paths: RunPaths, wait_s: float = ANNOUNCE_WAIT_S,
+                   alive: Callable[[], bool] | None = None) -> str:
+    """The tcp:// endpoint the run's scheduler announced, once it has; raises when it
+    does not in ``wait_s`` seconds or its process (``alive``) exits first."""
     end = time.monotonic() + wait_s
     while (found := transport.announced(paths.root)) is None:
+        if alive is not None and not alive():
+            raise OdopError(f"the scheduler of run {paths.name} exited before it announced "
+                            f"its endpoint; see {paths.logs}/scheduler-*.log")
         if time.monotonic() > end:
             raise OdopError(f"the scheduler of run {paths.name} did not announce its endpoint "
                             f"in {wait_s:.0f}s; see {paths.logs}/scheduler-*.log")
@@ -153,4 +161,14 @@ def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
     args = ["--node", node, "--sim-pids", pids, "--interval", str(interval_s),
             "--connect", endpoint]
     masks = [set(r["cores"]) for r in ranks]
-    return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node, masks))
+    return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node, masks),
+                  storage_diagnosis(paths))
+
+
+def storage_diagnosis(paths: RunPaths) -> Callable[[int | None], str | None]:
+    """For a Keeper: why a daemon that exited with ``code`` must not be restarted."""
+    def diagnose(code: int | None) -> str | None:
+        if code == EXIT_STORAGE or (code and no_room(paths.root)):
+            return f"it cannot write the run folder ({describe(paths.root)})"
+        return None
+    return diagnose
