@@ -51,6 +51,14 @@ class Config:
     idle priority, so the kernel gives the rank its core back the moment it wakes."""
     stop_grace_s: float = 5.0
     """Seconds between TERM and KILL when a task is stopped."""
+    memory_bound: str = "auto"
+    """How a task's ``memory`` maximum is enforced: ``auto`` (a memory cgroup, v2 or v1,
+    where the agent may write one, else sampling), ``sample`` (the agent samples the
+    task's processes and kills it past its max), ``rlimit`` (last resort: RLIMIT_DATA at
+    twice the max plus 1 GiB, per process)."""
+    output_max_bytes: int = 10 * 2**20
+    """Bytes kept of each execution's stdout, and of its stderr: the first and the last
+    half; what lies between is cut while the task runs, and the cut is noted."""
     task_dirs: tuple[str, ...] = ()
     """Folders with task spec files (*.json, *.toml) and task modules (*.py)."""
     executable_dirs: tuple[str, ...] = ("executables",)
@@ -139,6 +147,10 @@ def _coerce(key: str, value: Any) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} = {value!r} must be true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"config key {key!r} = {value!r} must be a positive whole number")
         return value
     if kind.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.cli.argtypes import positive_seconds, seconds
-from odop.config import load_config
+from odop.config import Config, load_config, run_config
 from odop.engine.spawn import keep_off
 from odop.errors import OdopError
 from odop.paths import RunPaths, resolve_run
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         die_with_parent(args.parent_pid)
     config = load_config(args.config)
     paths = _wait_run(args.run, config.home_path, args.wait)
+    config = _run_config(paths, config)
     transport.use_run(paths.root)
     node = args.node or node_name()
     endpoint = args.connect or discover.scheduler_endpoint(paths, wait_s=args.wait)
@@ -58,8 +59,24 @@ def run(args: argparse.Namespace) -> int:
     serve(Path(paths.root), node, sim_pids=sim_pids, sim_root=args.sim_root,
           cores=[int(c) for c in args.cores.split(",")] if args.cores else sorted(all_cpus()),
           interval_s=args.interval or config.sample_interval_s, endpoint=endpoint,
-          grace_s=config.stop_grace_s)
+          grace_s=config.stop_grace_s, memory_bound=config.memory_bound,
+          output_max_bytes=config.output_max_bytes)
     return 0
+
+
+def _run_config(paths: RunPaths, given: Config) -> Config:
+    """The config the run records (what ``odop.start``/``odop run`` was given), unless
+    ``--config`` named one."""
+    from odop.store.executions import RunStore
+
+    try:
+        store = RunStore(paths.db, readonly=True)
+    except Exception:  # no database yet: the run's creator has not written it
+        return given
+    try:
+        return run_config(store.meta(), given)
+    finally:
+        store.close()
 
 
 def _wait_run(run: str, home: Path, wait_s: float) -> RunPaths:

@@ -22,7 +22,7 @@ import psutil
 import zmq
 
 from odop.engine.allow import AllowList
-from odop.engine.engine import Engine, Exit
+from odop.engine.engine import OUTPUT_MAX_BYTES, Engine, Exit
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
@@ -45,9 +45,11 @@ class Agent:
     def __init__(self, paths: RunPaths, node: str, *, sim_pids: Sequence[int] = (),
                  sim_root: int | None = None, interval_s: float = 1.0,
                  endpoint: str | None = None, grace_s: float = 5.0,
-                 cores: Sequence[int] | None = None, record: bool = True) -> None:
+                 cores: Sequence[int] | None = None, record: bool = True,
+                 memory_bound: str = "auto", output_max_bytes: int = OUTPUT_MAX_BYTES) -> None:
         # first: the fork server's start-up (its imports) then overlaps the agent's own
-        self.engine = Engine(paths.root, grace_s=grace_s)
+        self.engine = Engine(paths.root, grace_s=grace_s, memory_bound=memory_bound,
+                             output_max_bytes=output_max_bytes)
         from odop_obs import Observer, Recorder
 
         self.paths, self.node, self.interval_s = paths, node, interval_s
@@ -118,6 +120,7 @@ class Agent:
                 claim_agent(self.paths, self.node, os.getpid(), ready=True)
         running, t0 = len(self.engine.tasks), time.monotonic()
         self._report(self.engine.stop_all(self.exit_reason))
+        self.engine.close()
         if running:
             log.warning("%s: stopped %d task(s) in %.2f s", self.exit_reason, running,
                         time.monotonic() - t0)
@@ -235,7 +238,8 @@ class Agent:
             return
         try:
             proc = self.engine.start(execution, msg["spec"], msg["args"], msg["cores"],
-                                     gpus=msg.get("gpus") or [], hosts=msg.get("hosts") or [])
+                                     gpus=msg.get("gpus") or [], hosts=msg.get("hosts") or [],
+                                     attempt=msg["attempt"])
         except (SpawnError, OSError, KeyError, ValueError, TypeError, IndexError) as exc:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
@@ -281,7 +285,8 @@ class Agent:
                              signal=e.signal, reason=e.reason, cpu_s=e.cpu_s,
                              max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s, t=time.time(),
                              energy_j=energy, power_source=self.meter.source or None,
-                             threads=usage.threads or None)
+                             threads=usage.threads or None,
+                             output_cut_bytes=e.output_cut_bytes or None)
             self.unacked[msg["id"]] = (time.monotonic(), msg)
 
 

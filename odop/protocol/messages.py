@@ -89,6 +89,7 @@ SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
         "execution": (str,), "exit_code": _opt_int, "signal": _opt_int, "reason": (str,),
         "cpu_s": _num, "max_rss_bytes": (int,), "wall_s": _num, "t": _num,
         "energy_j": _opt_num, "power_source": _opt_str, "threads": _opt_int,
+        "output_cut_bytes": _opt_int,
     },
     MsgType.START: {
         "execution": (str,), "spec": (dict,), "args": (dict,), "cores": _cores,

@@ -26,7 +26,7 @@ class Outcomes(ServiceParts):
         self.started_at.pop(execution, None)
         self.missing.pop(execution, None)
         usage = {k: msg.get(k) for k in ("exit_code", "signal", "reason", "cpu_s",
-                                         "max_rss_bytes", "wall_s")}
+                                         "max_rss_bytes", "wall_s", "output_cut_bytes")}
         usage.update(self._footprint(msg, row))
         self.finish(row, usage, ended_at=msg["t"])
         self.dirty = True

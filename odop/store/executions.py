@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS executions (
     node TEXT, cores TEXT, pid INTEGER, started_at REAL, ended_at REAL,
     exit_code INTEGER, signal INTEGER, reason TEXT,
     cpu_s REAL, max_rss_bytes INTEGER, wall_s REAL, origin TEXT,
-    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER, gpus TEXT, spans TEXT);
+    energy_j REAL, gco2 REAL, power_source TEXT, threads INTEGER, gpus TEXT, spans TEXT,
+    output_cut_bytes INTEGER);
 CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
     execution TEXT NOT NULL, t REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
@@ -59,9 +60,9 @@ class RunStore:
     def _add_columns(self) -> None:
         """Bring a run database made by an earlier odop up to this schema."""
         have = {r["name"] for r in self.conn.execute("PRAGMA table_info(executions)")}
-        for column in ("gpus", "spans"):
+        for column, kind in (("gpus", "TEXT"), ("spans", "TEXT"), ("output_cut_bytes", "INTEGER")):
             if column not in have:
-                self.conn.execute(f"ALTER TABLE executions ADD COLUMN {column} TEXT")
+                self.conn.execute(f"ALTER TABLE executions ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -201,4 +202,5 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     out["args"] = msgpack.unpackb(out["args"]) if out["args"] is not None else {}
     for key in LIST_COLUMNS:
         out[key] = json.loads(out[key]) if out.get(key) else []
+    out.setdefault("output_cut_bytes", None)  # an older database, read without upgrading it
     return out
