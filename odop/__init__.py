@@ -8,6 +8,8 @@ The public face::
     odop.start()                       # every rank
     odop.submit("reduce", path=p)      # any rank; returns the execution id at once
     odop.stop()                        # every rank; drains the queue, then shuts down
+
+    odop.context()                     # inside a task: its execution id, attempt, cores...
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from odop.lazy import exports
 if TYPE_CHECKING:  # what type checkers and editors see
     from odop.phases import checkpoint_dir as checkpoint_dir
     from odop.phases import phase as phase
+    from odop.taskenv import TaskContext as TaskContext
+    from odop.taskenv import context as context
     from odop.tasks.registry import task as task
 
 # imported on first use: odop's daemons import this package but need neither module
 _LAZY, __getattr__ = exports(__name__, {"tasks.registry": ("task",),
-                                        "phases": ("checkpoint_dir", "phase")})
+                                        "phases": ("checkpoint_dir", "phase"),
+                                        "taskenv": ("TaskContext", "context")})
 
 __version__ = "0.1.0"
 __all__ = ["OdopError", "SpecError", "SpecErrors", "UnknownTaskError", "start", "stop",
