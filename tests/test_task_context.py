@@ -90,3 +90,31 @@ def test_every_rank_of_an_mpi_task_sees_its_id_and_attempt(tmp_path: Path) -> No
     spec = {"kind": "mpi", "target": script(tmp_path), "argv": ["{out}"], "ranks_per_node": 2}
     run(engine, "mpi1", spec, {"out": str(tmp_path / "seen")}, attempt=3)
     assert [p.read_text() for p in sorted(tmp_path.glob("seen.*"))] == ["mpi1 3 mpi1\n"] * 2
+
+
+def test_the_examples_write_their_outputs_idempotently(tmp_path: Path) -> None:
+    """tasks/examples: reduce and archive write under a name of their execution and attempt,
+    then rename into place; run twice (a retry after a crash), they leave the same output
+    and nothing else."""
+    import shutil
+
+    import numpy as np
+
+    from tests.conftest import REPO
+
+    examples = REPO / "tasks/examples"
+    archive = json.loads((examples / "pipeline.json").read_text())["tasks"][1]
+    specs = {"reduce": {"kind": "python", "target": f"{examples}/steps.py:reduce"},
+             "archive": {"kind": "executable", "target": shutil.which(archive["program"]),
+                         "argv": archive["argv"]}}  # as loaded (tests/test_loader.py)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    np.save(snapshots / "s0.npy", np.arange(5.0))
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path), fork_server=False, cgroups=None)
+    for attempt in (0, 1):
+        run(engine, "r1", specs["reduce"], {"path": str(snapshots / "s0.npy")}, attempt)
+        run(engine, "a1", specs["archive"],
+            {"out": str(tmp_path / "s.tar.gz"), "folder": "snapshots"}, attempt)
+        assert (snapshots / "s0.npy.mean.txt").read_text() == "2.0\n"
+        assert sorted(p.name for p in snapshots.iterdir()) == ["s0.npy", "s0.npy.mean.txt"]
+        assert sorted(p.name for p in tmp_path.glob("s.tar.gz*")) == ["s.tar.gz"]

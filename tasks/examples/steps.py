@@ -6,13 +6,25 @@ import odop.tasks as ot
 
 
 def reduce(path: str) -> str:
-    """Write the mean of a snapshot next to it; returns the output path."""
+    """Write the mean of a snapshot next to it; returns the output path.
+
+    Idempotent, as odop runs a task at least once (after a crash, again): the output is
+    named after its input, written under a name of this execution and attempt, and renamed
+    into place, so a second run writes the same file and a run killed halfway leaves no
+    half-written one."""
+    import os
+
     import numpy as np
+
+    import odop
 
     data = np.load(path)
     out = path + ".mean.txt"
-    with open(out, "w") as fh:
+    ctx = odop.context()
+    tmp = f"{out}.{ctx.execution_id}-{ctx.attempt}.tmp" if ctx else f"{out}.tmp"
+    with open(tmp, "w") as fh:
         fh.write(f"{float(data.mean())}\n")
+    os.replace(tmp, out)
     return out
 
 
