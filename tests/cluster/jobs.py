@@ -7,30 +7,10 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from odop.testing.cluster import Cluster
+from odop.testing.demo import SIM as EMBEDDED
 from tests.cluster.conftest import REPO, job_env
-
-EMBEDDED = '''
-import json, os, socket, sys, time
-import odop
-
-@odop.task(name="where", time="5s", cpus=1)
-def where(out):
-    with open(out, "w") as fh:
-        json.dump({"host": socket.gethostname(), "cores": sorted(os.sched_getaffinity(0))}, fh)
-
-if __name__ == "__main__":
-    from mpi4py import MPI
-    rank = MPI.COMM_WORLD.rank
-    odop.start(run_name=sys.argv[sys.argv.index("--run") + 1])
-    os.makedirs("out", exist_ok=True)
-    for step in range(3):
-        odop.submit("where", out=f"out/{socket.gethostname()}-{rank}-{step}.json")
-        time.sleep(0.5)
-    print(json.dumps({"rank": rank, "summary": odop.stop()}), flush=True)
-'''
 
 PROGRAM = '''#!{python}
 # an unchanged simulation: busy on its core, writes a snapshot per step
@@ -101,8 +81,3 @@ def sbatch(cluster: Cluster, folder: Path, script: str, timeout: float = 120,
     out = (folder / f"slurm-{job}.out").read_text() if job else ""
     assert done.returncode == 0, f"sbatch exited {done.returncode}: {done.stderr}\n{out}"
     return job, out
-
-
-def where_tasks_ran(folder: Path) -> list[dict[str, Any]]:
-    """What each 'where' task recorded: {host, cores}."""
-    return [json.loads(p.read_text()) for p in sorted((folder / "out").glob("*.json"))]

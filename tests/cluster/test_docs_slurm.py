@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from odop.testing.cluster import Cluster
+from odop.testing.demo import where_tasks_ran
 from odop_obs import read_samples
 from tests.cluster.conftest import job_env
-from tests.cluster.jobs import as_submitted, doc_scripts, prepare, sbatch, where_tasks_ran
+from tests.cluster.jobs import as_submitted, doc_scripts, prepare, sbatch
 
 pytestmark = pytest.mark.timeout(240)
 
