@@ -70,3 +70,14 @@ def test_end_from_start_plus_limit() -> None:
 def test_unknown_end() -> None:
     alloc = allocation({"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "c1"})
     assert alloc is not None and alloc.end is None and alloc.remaining_s(0) is None
+
+
+def test_squeue_end_time_parsed_in_local_time() -> None:
+    import time
+
+    from odop.launch.slurm import parse_squeue_time
+
+    end = parse_squeue_time("2030-01-02T03:04:05\n")
+    assert end is not None and time.localtime(end)[:6] == (2030, 1, 2, 3, 4, 5)
+    assert parse_squeue_time("N/A") is None and parse_squeue_time("") is None
+    assert allocation({"SLURM_JOB_ID": "7"}, ask_controller=False).end is None  # type: ignore[union-attr]
