@@ -19,7 +19,14 @@ and writes ``out/<key>.out`` (the submission's own key) atomically. Afterwards:
 - ``checksum_ok``: the simulation's checksum equals that of an undisturbed run (same
   steps, no odop), and every output holds the value expected for its key.
 
-Usage: python benchmarks/chaos.py [--json] [--rounds 20] [--seed 1]
+Wrapped rounds (``--wrapped N``): N runs of ``odop run --tasks DIR -- PROGRAM``, where an
+unchanged program (no odop import) renames ``--files`` snapshots into place and a file
+trigger copies each; in every round one SIGKILL (scheduler and agent in turn) lands within
+the last second of the program, or just after it, while the drain begins. Each round must
+end with every snapshot processed, ``odop run`` exiting 0 and an account with nothing
+unaccounted; every round is listed.
+
+Usage: python benchmarks/chaos.py [--json] [--rounds 20] [--seed 1] [--wrapped 10]
 """
 
 from __future__ import annotations
@@ -276,6 +283,75 @@ def run_chaos(setup: Setup, timeout_s: float = 600.0) -> dict[str, Any]:
             "stderr_tail": err[-1500:] if proc.returncode else ""}
 
 
+PROGRAM = '''
+import os, sys, time
+out, n, pace = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+for i in range(n):
+    with open(os.path.join(out, f".s{i}.tmp"), "w") as fh:
+        fh.write(str(i) * 100)
+    os.replace(os.path.join(out, f".s{i}.tmp"), os.path.join(out, f"s{i:03d}.snap"))
+    if i == n - 1:
+        open(os.path.join(out, "..", "ending"), "w").close()
+    time.sleep(pace)
+'''
+"""The wrapped program: ``ending`` marks its last ``pace`` seconds."""
+
+
+def wrapped_round(folder: Path, role: str, rng: random.Random, files: int = 8,
+                  pace_s: float = 0.25) -> dict[str, Any]:
+    """One ``odop run`` whose ``role`` is SIGKILLed near the program's end (see above)."""
+    data, tasks = folder / "data", folder / "tasks"
+    data.mkdir(parents=True)
+    tasks.mkdir()
+    (folder / "prog.py").write_text(PROGRAM)
+    (tasks / "copy.json").write_text(json.dumps({
+        "name": "copy", "program": "/bin/sh", "argv": ["-c", "sleep 0.2; cp {path} {path}.out"],
+        "trigger": {"file": f"{data}/*.snap"}}))
+    env = dict(os.environ, ODOP_HOME=str(folder / "home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    argv = [sys.executable, "-m", "odop", "run", "--tasks", str(tasks), "--json", "--",
+            sys.executable, str(folder / "prog.py"), str(data), str(files), str(pace_s)]
+    proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killed_at = _kill_near_end(proc, folder / "ending", role, rng.uniform(0.0, 1.2 * pace_s))
+    out, err = proc.communicate(timeout=120)
+    summary = json.loads(out) if out.strip() else {}
+    account = summary.get("account") or {}
+    missed = [p.name for p in sorted(data.glob("*.snap")) if not Path(f"{p}.out").exists()]
+    return {"role": role, "killed_s_after_ending": killed_at, "exit": proc.returncode,
+            "missed": len(missed), "done": account.get("done"),
+            "unaccounted": account.get("unaccounted"), "stderr_tail": err[-800:] if missed
+            or proc.returncode else ""}
+
+
+def _kill_near_end(proc: subprocess.Popen, ending: Path, role: str,
+                   delay_s: float) -> float | None:
+    """SIGKILL ``role`` ``delay_s`` after the program marked its last moment; the delay
+    actually used (None when the role could not be found)."""
+    sim = psutil.Process(proc.pid)
+    end = time.monotonic() + 60
+    while not ending.exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    time.sleep(delay_s)
+    pid = daemon_pid(sim, role)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGKILL)
+    return round(time.monotonic() - t0, 3)
+
+
+def run_wrapped(folder: Path, rounds: int, seed: int) -> dict[str, Any]:
+    """``rounds`` wrapped rounds, the scheduler and the agent killed in turn."""
+    rng = random.Random(seed)
+    listed = [wrapped_round(folder / f"w{i}", ("scheduler", "agent")[i % 2], rng)
+              for i in range(rounds)]
+    return {"wrapped_rounds": listed, "wrapped_missed": sum(r["missed"] for r in listed),
+            "wrapped_unaccounted": sum(r["unaccounted"] or 0 for r in listed),
+            "wrapped_failed_exits": sum(1 for r in listed if r["exit"] != 0),
+            "wrapped_not_killed": sum(1 for r in listed if r["killed_s_after_ending"] is None)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -283,18 +359,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--both", action="store_true",
                         help="kill scheduler and agent together each round (10 rounds at most)")
+    parser.add_argument("--wrapped", type=int, default=10,
+                        help="wrapped-mode rounds with file triggers (0: none)")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="odop-chaos-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         result = run_chaos(Setup(folder, rounds=args.rounds, seed=args.seed, both=args.both))
+        result.update(run_wrapped(folder, args.wrapped, args.seed) if args.wrapped else {})
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for key, value in result.items():
             print(f"{key:22s} {value}")
     ok = result["lost"] == 0 and result["duplicated"] == 0 and result["checksum_ok"]
+    ok = ok and not any(result.get(k) for k in ("wrapped_missed", "wrapped_unaccounted",
+                                                 "wrapped_failed_exits"))
     sys.exit(0 if ok and result["rounds"] >= min(args.rounds, 10 if args.both else 20) else 1)
 
 

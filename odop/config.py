@@ -68,6 +68,10 @@ class Config:
     before it."""
     scheduler_node: str | None = None
     """Node id that hosts the scheduler; None means the node of rank 0."""
+    scheduler_silence_s: float = 30.0
+    """Seconds a waiting rank lets the scheduler go without any answer (it is pinged
+    every 2 s) before taking it for hung: one this job started is killed and started
+    again (it resumes from the database); one started elsewhere is given up."""
     start_failure: str = "disable"
     """When odop.start() fails on any rank: ``disable`` odop on every rank with one
     warning (the simulation runs on, submissions are journaled), or ``raise`` OdopError

@@ -136,7 +136,9 @@ class Wrapper:
         """Send the declarations; they are resent until the scheduler takes them, while
         the command already runs (what it writes meanwhile, the triggers find)."""
         from odop.protocol import MsgType
+        from odop.tasks.triggers import note_start
 
+        note_start(self.paths.db, specs.values())  # where the logs end, before the command runs
         self.client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs.values()])
 
     def launch(self, command: list[str]) -> int:
@@ -190,14 +192,16 @@ class Wrapper:
                       "now (what is left stays queued)", file=sys.stderr, flush=True)
 
     def _drain(self) -> bool:
+        from odop.launch.failopen import Watchdog
         from odop.protocol import MsgType
 
         timeout = self.config.drain_timeout_s
         end = None if timeout is None else time.monotonic() + timeout
+        self.watchdog = Watchdog(self.client, self.scheduler, self.config.scheduler_silence_s)
         while True:
             left = None if end is None else max(0.0, end - time.monotonic())
             reply = self.client.request(MsgType.SIM_END, left, rank=None,
-                                        alive=self._scheduler_alive)
+                                        alive=self._tend)
             if reply is not None:
                 return True
             if (self.scheduler is None or (end is not None and time.monotonic() >= end)
@@ -221,6 +225,13 @@ class Wrapper:
             proc.wait(INTERRUPT_WAIT_S)
         except subprocess.TimeoutExpired:
             log.warning("odop: the scheduler did not stop in %.0f s", INTERRUPT_WAIT_S)
+
+    def _tend(self) -> bool:
+        """Restart the agent if it died (the drain needs it); True while the scheduler
+        lives (the drain loop restarts it, then asks again)."""
+        if self.agent is not None:
+            self.agent.check()
+        return self._scheduler_alive() and self.watchdog()
 
     def _scheduler_alive(self) -> bool:
         from odop.launch import discover

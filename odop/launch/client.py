@@ -32,6 +32,8 @@ class Client:
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}
         self.awaiting: set[str] = set()
+        self.heard_at = 0.0
+        """When the scheduler last sent anything (time.monotonic())."""
         self.unjournalled: set[str] = set()
         """Submissions no journal could take: lost if the scheduler never confirms them."""
 
@@ -83,7 +85,12 @@ class Client:
                 except zmq.Again:
                     break
 
+    def ping(self) -> None:
+        """Ask the scheduler for a sign of life (a status reply), without waiting."""
+        self.send(MsgType.STATUS)
+
     def _receive(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
         try:
             mtype, msg = validate(decode(data))
         except ProtocolError as exc:

@@ -29,7 +29,7 @@ from odop.config import Config, load_config
 from odop.errors import OdopError, UnknownTaskError
 from odop.launch import discover, startup
 from odop.launch.client import Client
-from odop.launch.failopen import Keeper
+from odop.launch.failopen import Keeper, Watchdog
 from odop.launch.journal import Journal
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
@@ -250,6 +250,10 @@ def _declare(rt: Runtime, task_folder: str | None) -> set[str]:
         for folder in folders:
             load_task_folder(folder, executable_dirs=rt.config.executable_dirs, register=True)
     specs = registry.registered()
+    if rt.rank == 0:  # where the logs end, before any rank goes on (each step is collective)
+        from odop.tasks.triggers import note_start
+
+        note_start(rt.paths.db, specs.values())
     rt.client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs.values()])
     return set(specs)
 
@@ -300,15 +304,16 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     if rt.comm is not None:
         alive = bool(rt.comm.allreduce(int(alive)))
     rt.client.flush(FLUSH_S if alive else 0.0)
-    kept = _unacked(rt)
     barrier(rt.comm)
     summary: dict[str, Any] = {}
     if rt.rank == 0:
         summary = _drain(rt, timeout_s if timeout_s is not None else rt.config.drain_timeout_s)
+    # meanwhile every rank resends what is unconfirmed (to a restarted scheduler too)
+    barrier(rt.comm, on_wait=lambda: _tend_agents(rt) and rt.client.pump())
+    kept = _unacked(rt)  # after the drain: what no scheduler took stays in the journal
     every = rt.comm.gather(kept, root=0) if rt.comm is not None else [kept]
     if rt.rank == 0:
         summary["account"] = _account(rt, every)
-    barrier(rt.comm, on_wait=lambda: _tend_agents(rt))  # rank 0 drains meanwhile
     _reap([k.proc for k in rt.keepers if k.proc is not None], grace_s=2.0)
     rt.client.close()
     transport.use_run(None)
@@ -342,10 +347,12 @@ def _account(rt: Runtime, every: list[tuple[int, int]] | None) -> dict[str, Any]
 def _drain(rt: Runtime, timeout_s: float | None) -> dict[str, Any]:
     """Ask the scheduler to drain; restart it (and ask again) if it dies meanwhile."""
     end = None if timeout_s is None else time.monotonic() + timeout_s
+    watchdog = Watchdog(rt.client, rt.scheduler, rt.config.scheduler_silence_s)
     while True:
         left = None if end is None else max(0.0, end - time.monotonic())
         reply = rt.client.request(MsgType.SIM_END, left, rank=rt.rank,
-                                  alive=lambda: _tend_agents(rt) and _scheduler_alive(rt))
+                                  alive=lambda: _tend_agents(rt) and _scheduler_alive(rt)
+                                  and watchdog())
         if reply is not None:
             return {"drained": True, "done": reply["done"], "failed": reply["failed"]}
         if rt.scheduler is None or (end is not None and time.monotonic() >= end):

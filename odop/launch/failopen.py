@@ -13,6 +13,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("odop")
 RESPAWN_EVERY_S = 2.0
@@ -65,3 +66,38 @@ class Keeper:
         if self.on_respawn is not None:
             self.on_respawn()
         return True
+
+
+PING_S = 2.0
+"""Seconds between a waiting rank's signs-of-life requests to the scheduler."""
+
+
+class Watchdog:
+    """While a rank waits on the scheduler (the drain): pings it, and once it has been
+    silent ``silence_s`` seconds takes it for hung. A hung scheduler this rank started is
+    killed (its keeper then starts another, which resumes from the database); one started
+    elsewhere is given up. Call it as the ``alive`` test of a wait."""
+
+    def __init__(self, client: Any, keeper: Keeper | None, silence_s: float) -> None:
+        self.client, self.keeper, self.silence_s = client, keeper, silence_s
+        self._since = self._pinged = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._pinged >= PING_S:
+            self._pinged = now
+            self.client.ping()
+        silent = now - max(self.client.heard_at, self._since)
+        if silent < self.silence_s:
+            return True
+        self._since = now  # a restarted scheduler gets the same time to answer
+        log.warning("odop: the scheduler has not answered for %.0f s; %s", silent,
+                    "killing it (it is started again)" if self._ours() else "giving it up")
+        if self._ours():
+            assert self.keeper is not None and self.keeper.proc is not None
+            self.keeper.proc.kill()
+            self.keeper.proc.wait()
+        return False
+
+    def _ours(self) -> bool:
+        return self.keeper is not None and self.keeper.alive()

@@ -55,7 +55,7 @@ class AgentReports(ServiceParts):
             else:
                 self.missing.setdefault(execution, now)
         if not msg["sim_alive"] and self.decider.sim_running:
-            self._abort(f"simulation on {node.name} ended without odop.stop()")
+            self.sim_gone(node.name)
         self.dirty = True
 
     def _power_cap(self, node: Node) -> None:

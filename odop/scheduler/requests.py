@@ -76,6 +76,8 @@ class ClientRequests(ServiceParts):
         if self.decider.sim_running:
             self.decider.sim_running = False
             self.store.set_meta("sim_end", time.time())
+            for watcher in self.triggers.watchers.values():
+                watcher.rescan()  # every file, not only those its events name
             self._fire_triggers(time.time(), set(self.triggers.watchers))  # last files in
         self.waiters.append((ident, msg["id"]))
         self.dirty = True

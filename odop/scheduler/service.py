@@ -72,6 +72,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.running = True
         self.terminated = False
         """SIGTERM arrived: the loop aborts at its next turn (within 0.2 s)."""
+        self.interrupted = False
+        """SIGINT arrived (odop run's second Ctrl-C): stop the tasks, keep the queue."""
         self.dirty = True
         self.triggers = TriggerSet(str(paths.db))
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
@@ -79,6 +81,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
         self.decider.core_limit = self._core_limit
         self.started_at: dict[str, float] = {}
+        self.launcher_gone = False
         self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
         self.preemption = Preemption(self)
         self.predictors: dict[str, IdlePredictor] = {}
@@ -93,6 +96,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.triggers.update(self.decider.specs)
         meta = self.store.meta()
         self.decider.sim_running = "sim_end" not in meta
+        self.wrapped = bool(meta.get("wrapped"))
+        """``odop run`` owns the ranks: their end is its word (SIM_END), never an abort."""
         for row in self.store.in_states(ExecState.QUEUED):
             self.decider.enqueue(self._pending(row))
         for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
@@ -118,13 +123,17 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         # the handler only takes note: the parent's death signal can come more than once (as
         # its threads exit one by one), and an abort must never run inside another one
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, self._on_sigint)
         self.store.set_meta("scheduler_started", time.time())
         self.energy.start()
         next_check = time.monotonic()
         while self.running:
             self._wait_for_events()
             if self.terminated:
-                self._abort("scheduler received SIGTERM")
+                self._on_terminated()
+                break
+            if self.interrupted:
+                self._interrupt("stopped by the user (Ctrl-C)")
                 break
             if self.dirty or self._holds_due():
                 self.dirty = False
@@ -153,6 +162,44 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
     def _on_sigterm(self, *_: Any) -> None:
         self.terminated = True
 
+    def _on_terminated(self) -> None:
+        """SIGTERM: the parent's death signal means the run is over (abort); with the parent
+        alive, whoever stopped this scheduler leaves the run to the next one its keeper
+        starts, which resumes the queue, the triggers and the running executions from the
+        database, exactly as after a SIGKILL (an abort here would cancel them)."""
+        if self.parent_pid and pid_alive(self.parent_pid):
+            log.warning("stopping on SIGTERM: the queue stays for the next scheduler")
+            self.running = False
+        else:
+            self._abort("scheduler received SIGTERM")
+
+    def _on_sigint(self, *_: Any) -> None:
+        self.interrupted = True
+
+    def _interrupt(self, reason: str) -> None:
+        """Stop every task and exit, leaving each execution queued in the database (a
+        later scheduler or ``odop export`` takes them), nothing cancelled."""
+        log.warning("interrupted: %s", reason)
+        for execution in [*self.decider.active, *self.preemption.paused]:
+            self.send_command(execution, MsgType.KILL, reason=reason)
+            self.decider.release(execution)
+            with contextlib.suppress(TransitionError):
+                self.store.transition(execution, ExecState.QUEUED, detail=f"requeued: {reason}",
+                                      node=None, cores=None, pid=None)
+        self._shutdown_agents(reason)
+        self.running = False
+
+    def sim_gone(self, node: str) -> None:
+        """A node's agent no longer sees the simulation. Embedded mode: it ended without
+        odop.stop(), so abort. Wrapped mode: the launcher's end is odop run's to report
+        (SIM_END, after it has reaped the command): wait for it."""
+        self.wrapped = self.wrapped or bool(self.store.meta().get("wrapped"))  # external mode
+        if not self.wrapped:
+            self._abort(f"simulation on {node} ended without odop.stop()")
+        elif not self.launcher_gone:
+            self.launcher_gone = True
+            log.info("the wrapped command on %s ended; waiting for odop run's word", node)
+
     def _holds_due(self) -> bool:
         due = self.holds.next_due()
         return due is not None and due <= time.time()
@@ -176,8 +223,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
 
     def _fire_triggers(self, now: float, ready: set[str]) -> None:
         fired = self.triggers.poll(now, ready)
-        for _, task, kwargs in fired:
-            self._queue(new_id(), task, kwargs, origin="trigger")
+        for watcher, task, kwargs in fired:
+            self._queue(new_id(), task, kwargs, origin=f"{watcher.kind} trigger")
         for watcher in {id(w): w for w, _, _ in fired}.values():
             watcher.commit()
 

@@ -25,3 +25,13 @@ def test_three_kill_rounds_lose_nothing(tmp_path: Path) -> None:
     assert result["invented"] == 0 and result["done_twice"] == 0
     assert result["checksum_ok"], result
     assert result["executions"] >= 20
+
+
+def test_wrapped_rounds_killed_at_the_end_lose_nothing(tmp_path: Path) -> None:
+    chaos = load_benchmark("chaos")
+    result = chaos.run_wrapped(tmp_path, rounds=2, seed=3)
+    rounds = result["wrapped_rounds"]
+    assert [r["role"] for r in rounds] == ["scheduler", "agent"]
+    assert result["wrapped_not_killed"] == 0, rounds
+    assert result["wrapped_missed"] == 0 and result["wrapped_unaccounted"] == 0, rounds
+    assert result["wrapped_failed_exits"] == 0, rounds

@@ -101,6 +101,10 @@ class Trigger(ABC):
     def _poll(self, now: float) -> list[dict[str, Any]]:
         """Find new work, stage the state it consumes (``_stage``/``_unstage``)."""
 
+    def rescan(self) -> None:  # noqa: B027 (a hook: most triggers read all at every poll)
+        """Make the next poll look at everything it watches, not only at what its events
+        name (at the simulation's end: writes on other nodes raise no local event)."""
+
     def commit(self) -> None:
         """Persist the state staged since the last commit."""
         if self._staged or self._deleted:
