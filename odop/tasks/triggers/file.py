@@ -61,7 +61,6 @@ class FileTrigger(WatchingTrigger):
         self._dir_mtime: int | None = None
         if use_inotify is not False and self._flat:
             self._start_inotify(self.root, self._mask, required=use_inotify is True)
-        self._start_watching()
 
     def rescan(self) -> None:
         self._rescan = True
