@@ -40,7 +40,8 @@ def test_example_folder_loads() -> None:
     assert set(specs) == {"reduce", "checksum", "archive", "watch_log"}
     assert specs["reduce"].target == f"{REPO / 'tasks/examples/steps.py'}:reduce"
     assert specs["reduce"].trigger == {"kind": "file", "path": "snapshots/*.npy",
-                                       "events": ["created"], "settle_s": 0.2}
+                                       "events": ["created"], "settle_s": 0.2,
+                                       "existing": "skip"}
     assert specs["checksum"].target == str(REPO / "executables/checksum.sh")
     assert specs["checksum"].depends_on == ("reduce",)
     assert specs["watch_log"].source == "decorator"

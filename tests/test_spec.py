@@ -40,7 +40,8 @@ def test_full_normalisation() -> None:
     assert (s.threads_min, s.threads_max, s.deadline_s) == (2, 4, 3600.0)
     assert s.depends_on == ("prep",) and s.retry_backoff_s == 0.5
     assert s.trigger == {"kind": "file", "path": "snap/*.npy",
-                         "events": ["created", "changed"], "settle_s": 0.0}
+                         "events": ["created", "changed"], "settle_s": 0.0,
+                         "existing": "skip"}
     assert s.energy == {"deferrable": True, "max_delay": 7200.0, "carbon_threshold": "low",
                         "price_threshold": None}
 

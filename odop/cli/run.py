@@ -136,7 +136,9 @@ class Wrapper:
         """Send the declarations; they are resent until the scheduler takes them, while
         the command already runs (what it writes meanwhile, the triggers find)."""
         from odop.protocol import MsgType
+        from odop.tasks.triggers import note_start
 
+        note_start(self.paths.db, specs.values())  # where the logs end, before the command runs
         self.client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs.values()])
 
     def launch(self, command: list[str]) -> int:

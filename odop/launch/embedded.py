@@ -250,6 +250,10 @@ def _declare(rt: Runtime, task_folder: str | None) -> set[str]:
         for folder in folders:
             load_task_folder(folder, executable_dirs=rt.config.executable_dirs, register=True)
     specs = registry.registered()
+    if rt.rank == 0:  # where the logs end, before any rank goes on (each step is collective)
+        from odop.tasks.triggers import note_start
+
+        note_start(rt.paths.db, specs.values())
     rt.client.send(MsgType.DECLARE, track=True, tasks=[s.to_dict() for s in specs.values()])
     return set(specs)
 

@@ -75,7 +75,8 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.interrupted = False
         """SIGINT arrived (odop run's second Ctrl-C): stop the tasks, keep the queue."""
         self.dirty = True
-        self.triggers = TriggerSet(str(paths.db))
+        self.triggers = TriggerSet(str(paths.db), started=lambda: self.store.meta().get("started"),
+                                   sim_running=lambda: self.decider.sim_running)
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
                                                alloc_end=config.alloc_end)
         self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)

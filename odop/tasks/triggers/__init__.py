@@ -15,24 +15,31 @@ from odop.tasks.triggers.base import MemoryTriggerState, Trigger, TriggerState
 from odop.tasks.triggers.every import EveryTrigger
 from odop.tasks.triggers.file import FileTrigger
 from odop.tasks.triggers.folder import FolderTrigger
-from odop.tasks.triggers.line import LineTrigger
-from odop.tasks.triggers.spec import FILE_EVENTS, TRIGGER_KINDS, normalize_trigger
+from odop.tasks.triggers.line import LineTrigger, note_start
+from odop.tasks.triggers.spec import EXISTING, FILE_EVENTS, TRIGGER_KINDS, normalize_trigger
 from odop.tasks.triggers.state import SQLiteTriggerState
 
 __all__ = [
-    "FILE_EVENTS", "TRIGGER_KINDS", "EveryTrigger", "FileTrigger", "FolderTrigger",
-    "LineTrigger", "MemoryTriggerState", "SQLiteTriggerState", "Trigger", "TriggerState",
-    "make_trigger", "normalize_trigger",
+    "CLOCK_SLACK_S", "EXISTING", "FILE_EVENTS", "TRIGGER_KINDS", "EveryTrigger", "FileTrigger",
+    "FolderTrigger", "LineTrigger", "MemoryTriggerState", "SQLiteTriggerState", "Trigger",
+    "TriggerState", "make_trigger", "normalize_trigger", "note_start",
 ]
+
+CLOCK_SLACK_S = 1.0
+"""A file or log modified less than this before the run started counts as new: file
+systems stamp times coarsely, and a shared one with its own clock (seconds)."""
 
 
 def make_trigger(trigger: Mapping[str, Any], *, key: str, state: TriggerState,
                  base_dir: str = ".", use_inotify: bool | None = None,
-                 auto_commit: bool = True) -> Trigger | None:
+                 auto_commit: bool = True, started: float | None = None) -> Trigger | None:
     """The watcher of a normalised trigger dict, or None for ``after`` (scheduler-side).
 
     ``key`` (usually the task name) prefixes its persisted state; relative paths are
     taken from ``base_dir``; ``use_inotify`` None = when available, False = polling.
+    ``started``: when the run started (unix seconds); with ``existing = "skip"`` (the
+    default) what a file, folder or line trigger finds at its first look that was last
+    modified before then is not new. None: everything it finds is new.
     """
     kind = trigger["kind"]
     common: dict[str, Any] = {"auto_commit": auto_commit}
@@ -40,7 +47,9 @@ def make_trigger(trigger: Mapping[str, Any], *, key: str, state: TriggerState,
         return EveryTrigger(key, state, trigger["period_s"], **common)
     if kind == "after":
         return None
-    common.update(base_dir=base_dir, use_inotify=use_inotify)
+    skip = started is not None and trigger.get("existing", "skip") == "skip"
+    common.update(base_dir=base_dir, use_inotify=use_inotify,
+                  skip_before=started - CLOCK_SLACK_S if skip and started is not None else None)
     if kind == "file":
         return FileTrigger(key, state, trigger["path"], events=trigger["events"],
                            settle_s=trigger.get("settle_s", 0.0), **common)

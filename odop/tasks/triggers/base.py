@@ -131,12 +131,39 @@ class Trigger(ABC):
 
 
 class WatchingTrigger(Trigger):
-    """A trigger driven by inotify events on one folder when it can be, else by polling."""
+    """A trigger driven by inotify events on one folder when it can be, else by polling.
 
-    def __init__(self, key: str, state: TriggerState, *, auto_commit: bool = True) -> None:
+    ``skip_before`` (unix seconds, or None): when the trigger is made, its first look in
+    a run records what was last modified before then (files, a log's lines) as seen, not
+    new; what appears or changes after the first look is new whatever its time. That the
+    first look happened is persisted, so a restarted trigger does not look again.
+    Subclasses call ``_start_watching()`` at the end of their ``__init__``.
+    """
+
+    def __init__(self, key: str, state: TriggerState, *, auto_commit: bool = True,
+                 skip_before: float | None = None) -> None:
         super().__init__(key, state, auto_commit=auto_commit)
         self._inotify: Any = None
         self._watch: Any = None
+        self._looked_key = f"{key}/{self.kind}-looked"
+        self.skip_before = None if state.get(self._looked_key) else skip_before
+        """Unix seconds, until the first look is over; then None."""
+
+    def _start_watching(self) -> None:
+        """Take the first look (with ``skip_before``), once the watch is in place."""
+        if self.skip_before is not None:
+            self._first_look(self.skip_before)
+
+    @abstractmethod
+    def _first_look(self, before: float) -> None:
+        """Record what was last modified before ``before`` (unix s) as seen; then call
+        ``_first_look_done``."""
+
+    def _first_look_done(self) -> None:
+        """From now on everything this trigger sees is new."""
+        if self.skip_before is not None:
+            self.skip_before = None
+            self._stage(self._looked_key, True)
 
     def _start_inotify(self, folder: str, mask: int, *, required: bool) -> None:
         """Watch ``folder`` for ``mask`` events; fall back to polling unless ``required``."""

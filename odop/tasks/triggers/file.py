@@ -45,8 +45,9 @@ class FileTrigger(WatchingTrigger):
 
     def __init__(self, key: str, state: TriggerState, pattern: str, *, base_dir: str = ".",
                  events: tuple[str, ...] | list[str] = ("created",), settle_s: float = 0.0,
-                 use_inotify: bool | None = None, auto_commit: bool = True) -> None:
-        super().__init__(key, state, auto_commit=auto_commit)
+                 use_inotify: bool | None = None, auto_commit: bool = True,
+                 skip_before: float | None = None) -> None:
+        super().__init__(key, state, auto_commit=auto_commit, skip_before=skip_before)
         self.pattern = pattern
         self.root, self.rest = split_pattern(pattern, os.path.abspath(base_dir))
         self.events = tuple(events)
@@ -61,6 +62,7 @@ class FileTrigger(WatchingTrigger):
         self._dir_mtime: int | None = None
         if use_inotify is not False and self._flat:
             self._start_inotify(self.root, self._mask, required=use_inotify is True)
+        self._start_watching()
 
     def rescan(self) -> None:
         self._rescan = True
@@ -155,6 +157,22 @@ class FileTrigger(WatchingTrigger):
         for path in sorted(found):
             self._consider(path, found[path], now, out)
         return out
+
+    def _first_look(self, before: float) -> None:
+        """Record what matches now and was last modified before ``before`` as seen."""
+        before_ns = int(before * 1e9)
+        for path, sig in self._scan().items():
+            if path not in self._done and self._mtime_ns(path, sig) < before_ns:
+                self._record(path, sig)
+        self._first_look_done()
+
+    def _mtime_ns(self, path: str, sig: Signature) -> int:
+        if not self._want_dirs:
+            return sig[0]
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
 
     def _consider(self, path: str, sig: Signature, now: float,
                   out: list[dict[str, Any]]) -> None:

@@ -21,6 +21,8 @@ class FolderTrigger(FileTrigger):
     _mask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 
     def __init__(self, key: str, state: TriggerState, pattern: str, *, base_dir: str = ".",
-                 use_inotify: bool | None = None, auto_commit: bool = True) -> None:
+                 use_inotify: bool | None = None, auto_commit: bool = True,
+                 skip_before: float | None = None) -> None:
         super().__init__(key, state, pattern, base_dir=base_dir, events=("created",),
-                         use_inotify=use_inotify, auto_commit=auto_commit)
+                         use_inotify=use_inotify, auto_commit=auto_commit,
+                         skip_before=skip_before)

@@ -3,12 +3,16 @@
 User forms (spec files and decorator kwargs) and their normalised dicts:
 
 - ``{"file": "snapshots/*.npy", "event": "created|changed", "settle": "0s"}``
-  -> ``{"kind": "file", "path": ..., "events": ["created", "changed"], "settle_s": 0.0}``
-- ``{"folder": "out/run_*"}`` -> ``{"kind": "folder", "path": "out/run_*"}``
-- ``{"line": "log.txt"}`` -> ``{"kind": "line", "path": "log.txt"}``
+  -> ``{"kind": "file", "path": ..., "events": ["created", "changed"], "settle_s": 0.0,
+  "existing": "skip"}``
+- ``{"folder": "out/run_*"}`` -> ``{"kind": "folder", "path": "out/run_*", "existing": "skip"}``
+- ``{"line": "log.txt"}`` -> ``{"kind": "line", "path": "log.txt", "existing": "skip"}``
 - ``{"every": "30s"}`` -> ``{"kind": "every", "period_s": 30.0}``
 - ``{"after": "reduce"}`` -> ``{"kind": "after", "task": "reduce"}`` (the scheduler submits
   this task each time ``reduce`` completes; the spec also lists it in ``depends_on``).
+
+``existing`` (file, folder, line): ``"skip"`` (the default: files and lines present
+before the run started are not new) or ``"process"`` (they are submitted too).
 
 A normalised dict is accepted again unchanged, so normalising is idempotent.
 """
@@ -22,20 +26,23 @@ from typing import Any
 from odop.errors import SpecError
 from odop.tasks.units import duration_field
 
-__all__ = ["TRIGGER_KINDS", "FILE_EVENTS", "normalize_trigger"]
+__all__ = ["TRIGGER_KINDS", "FILE_EVENTS", "EXISTING", "normalize_trigger"]
 
 TRIGGER_KINDS = ("file", "folder", "line", "every", "after")
 FILE_EVENTS = ("created", "changed")
+EXISTING = ("skip", "process")
+"""What a file, folder or line trigger does with what was there before the run started."""
 _OPTIONS = {
-    "file": {"event", "events", "settle", "settle_s"},
-    "folder": set(),
-    "line": set(),
+    "file": {"event", "events", "settle", "settle_s", "existing"},
+    "folder": {"existing"},
+    "line": {"existing"},
     "every": {"period_s"},
     "after": {"task"},
 }
 _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_FORMS = ("a table with one of: file (glob, optional event 'created|changed', settle), "
-          "folder (glob), line (file path), every (duration), after (task name)")
+_FORMS = ("a table with one of: file (glob, optional event 'created|changed', settle, "
+          "existing 'skip|process'), folder (glob, existing), line (file path, existing), "
+          "every (duration), after (task name)")
 
 
 def normalize_trigger(value: object, task: str) -> dict[str, Any] | None:
@@ -84,18 +91,29 @@ def _file(value: Mapping[str, Any], task: str) -> dict[str, Any]:
     settle = value.get("settle_s", value.get("settle", 0.0))
     return {"kind": "file", "path": _path(value, "file", task),
             "events": [e for e in FILE_EVENTS if e in events],
-            "settle_s": duration_field(task, "trigger.settle", settle)}
+            "settle_s": duration_field(task, "trigger.settle", settle),
+            "existing": _existing(value, task)}
 
 
 def _folder(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    return {"kind": "folder", "path": _path(value, "folder", task)}
+    return {"kind": "folder", "path": _path(value, "folder", task),
+            "existing": _existing(value, task)}
 
 
 def _line(value: Mapping[str, Any], task: str) -> dict[str, Any]:
     path = _path(value, "line", task)
     if any(ch in path for ch in "*?["):
         raise SpecError(task, "trigger.line", path, "one file path, not a glob pattern")
-    return {"kind": "line", "path": path}
+    return {"kind": "line", "path": path, "existing": _existing(value, task)}
+
+
+def _existing(value: Mapping[str, Any], task: str) -> str:
+    raw = value.get("existing", "skip")
+    if not isinstance(raw, str) or raw not in EXISTING:
+        raise SpecError(task, "trigger.existing", raw,
+                        "'skip' (the default: files and lines present before the run started "
+                        "are not new) or 'process' (submit them too)")
+    return raw
 
 
 def _every(value: Mapping[str, Any], task: str) -> dict[str, Any]:
