@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from odop.scheduler.cluster import FreeIndex, Node
+from odop.scheduler.depends import Dependencies
 from odop.scheduler.placement import Placement
 from odop.scheduler.selection import Pending, Queue, Selection
 from odop.tasks.units import format_memory
@@ -96,6 +97,8 @@ class Decider:
         """execution -> (task, node, cores) for placed, running and paused executions."""
         self.per_task: Counter[str] = Counter()
         self.specs: dict[str, dict[str, Any]] = {}
+        self.depends = Dependencies()
+        """Which queued executions wait for those they depend on (``depends_on``)."""
         self.granted = 0
         """Cores held by active executions, all nodes together."""
         self.gpus_held: dict[str, tuple[str, list[int]]] = {}
@@ -135,6 +138,7 @@ class Decider:
         self._stale = True
 
     def enqueue(self, p: Pending) -> None:
+        self.depends.added(p.execution, p.task, p.args)
         self.pending[p.execution] = p
 
     def resort(self) -> None:
@@ -245,6 +249,8 @@ class Decider:
             task = p.task
             spec = specs.get(task)
             if spec is None or p.not_before > now:
+                continue
+            if spec.get("depends_on") and self.depends.waits(p, spec["depends_on"]):
                 continue
             limit = spec.get("max_runs")
             if limit is not None and per_task[task] >= limit:

@@ -65,6 +65,14 @@ class Outcomes(ServiceParts):
             if trigger.get("kind") == "after" and trigger.get("task") == row["task"]:
                 self._queue(new_id(), name, row["args"], origin=f"after {row['id']}")
 
+    def _skip_doomed(self) -> None:
+        """Skip the queued executions the cycle found depending on one that failed for good
+        (odop.scheduler.depends), with the reason."""
+        for execution, why in self.decider.depends.take_doomed().items():
+            if self.decider.pending.pop(execution, None) is not None:
+                self.store.transition(execution, ExecState.SKIPPED, detail=why, reason=why)
+                self.dirty = True  # what depends on it is decided at the next cycle
+
     def requeue(self, execution: str) -> None:
         """Put an execution the database has back in state queued into the decision queue."""
         self.decider.enqueue(self._pending(self.store.get(execution) or {}))

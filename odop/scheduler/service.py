@@ -26,6 +26,7 @@ from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
 from odop.scheduler.core import Decider, Placed
+from odop.scheduler.depends import NOT_DONE, ObservedStore
 from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.outcomes import Outcomes
@@ -51,12 +52,13 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
     def __init__(self, paths: RunPaths, config: Config, *, endpoint: str | None = None,
                  parent_pid: int | None = None) -> None:
         self.paths, self.config, self.parent_pid = paths, config, parent_pid
-        self.store = RunStore(paths.db)
+        self.store = store = ObservedStore(paths.db)
         self.profiles = ProfileStore(config.home_path / "profiles.db")
         self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
                                busy_threshold=config.busy_threshold_pct / 100,
                                memory_reserve=config.memory_reserve_pct / 100,
                                share_bound=config.share_bound_cores)
+        store.listener = self.decider.depends.changed
         self.endpoint = endpoint or paths.scheduler_endpoint
         self.sock = transport.router(self.endpoint, run_root=paths.root)
         self.poller = zmq.Poller()
@@ -94,6 +96,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
     def _load(self) -> None:
         """Rebuild the in-memory queue and grants from the database."""
         self.decider.specs.update(self.store.tasks())
+        self.decider.depends.load(self.store.in_states(*NOT_DONE))
         self.triggers.update(self.decider.specs)
         meta = self.store.meta()
         self.decider.sim_running = "sim_end" not in meta
@@ -142,6 +145,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 now = time.time()
                 self.holds.apply(now, self.decider.has_free_core())
                 self._act(self.decider.cycle(now))
+                self._skip_doomed()
             if self.waiters and self._finished():  # answer odop.stop() at once
                 self._drained()
                 continue  # the loop ends: no housekeeping turn to drain a second time
