@@ -137,3 +137,14 @@ def du(path: Path) -> int:
     """Bytes of disk used under ``path`` (blocks, not apparent sizes)."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return sum(p.stat().st_blocks * 512 for p in files)
+
+
+def test_a_start_that_fails_leaves_no_file_open(tmp_path: Path) -> None:
+    from odop.engine.spawn import SpawnError
+
+    engine = Engine(tmp_path / "run", cwd=str(tmp_path / "gone"), fork_server=False,
+                    cgroups=None)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(SpawnError, match="cannot start"):
+        engine.start("x1", {"kind": "executable", "target": "true"}, {}, [0])
+    assert len(os.listdir("/proc/self/fd")) == before and not engine.tasks

@@ -143,12 +143,18 @@ class Engine:
         cgroup = self._cgroup(execution, memory_max)
         rlimit = rlimit_for(memory_max) if memory_max and self.memory_bound == "rlimit" else None
         bounds = {"cgroup": cgroup, "rlimit": rlimit}
-        pid = None
-        if spec["kind"] == "python" and self.server is not None:
-            pid = self._fork(execution, spec, args, cores, env, folder, bounds)
-        served = pid is not None
-        if pid is None:
-            pid = self._spawn(execution, spec, args, cores, env, folder, bounds, hosts)
+        output = OutputCap(folder, self.output_max_bytes)
+        try:
+            pid = None
+            if spec["kind"] == "python" and self.server is not None:
+                pid = self._fork(execution, spec, args, cores, env, folder, bounds)
+            served = pid is not None
+            if pid is None:
+                pid = self._spawn(execution, spec, args, cores, env, folder, bounds, hosts)
+        except BaseException:
+            output.finish()
+            self._drop_cgroup(execution)
+            raise
         limit = spec.get("time_limit_s")
         proc = TaskProcess(execution, pid, list(cores),
                            deadline=time.monotonic() + limit if limit else None,
@@ -157,7 +163,7 @@ class Engine:
             self.memwatch.add(execution, pid, memory_max)
         self.tasks[execution] = proc
         (self._served if served else self._by_pid)[pid] = proc
-        self._outputs[execution] = OutputCap(folder, self.output_max_bytes)
+        self._outputs[execution] = output
         return proc
 
     def _bound(self, memory_max: int | None, cgroup: str | None, rlimit: int | None) -> str:
@@ -276,12 +282,16 @@ class Engine:
         self.memwatch.remove(proc.execution)
         output = self._outputs.pop(proc.execution, None)
         cut = output.finish() if output is not None else 0
-        if proc.execution not in self._bounded or self.cgroups is None:
-            return False, cut
-        self._bounded.discard(proc.execution)
-        oom = self.cgroups.oom_killed(proc.execution)
-        self.cgroups.remove(proc.execution)
-        return oom, cut
+        return self._drop_cgroup(proc.execution), cut
+
+    def _drop_cgroup(self, execution: str) -> bool:
+        """Remove the execution's cgroup, if it has one; True if it saw an OOM kill."""
+        if execution not in self._bounded or self.cgroups is None:
+            return False
+        self._bounded.discard(execution)
+        oom = self.cgroups.oom_killed(execution)
+        self.cgroups.remove(execution)
+        return oom
 
     def enforce(self, now: float | None = None) -> None:
         """Kill tasks past their time limit or (sampled) memory maximum, and stopped tasks
