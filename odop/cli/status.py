@@ -10,7 +10,8 @@ from odop.cli.common import add_json, add_run, grant, print_json, run_paths, tab
 from odop.store.executions import RunStore
 
 FIELDS = ("id", "task", "state", "node", "cores", "gpus", "spans", "attempt", "started_at",
-          "ended_at", "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at")
+          "ended_at", "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at",
+          "output_cut_bytes")
 
 
 def add_parser(sub: Any) -> None:
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if rows:
         print(table(rows, ["id", "task", "state", "node", "cores", "start", "wall", "cpu_s",
                            "rss", "exit"]))
+    for e in snap["executions"]:
+        if e["output_cut_bytes"]:
+            print(f"{e['id'][:8]}  output cut: {e['output_cut_bytes']} bytes dropped from the "
+                  "middle of its stdout/stderr (output_max_bytes)")
     comps = [[c["role"], c["node"], str(c["pid"]), _t(c["started_at"]),
               "running" if not c["ended_at"] else "ended"] for c in snap["components"]]
     print(table(comps, ["component", "node", "pid", "started", "state"]))
