@@ -11,6 +11,8 @@ import pytest
 
 from odop.cli.export import task_command
 from odop.cli.main import main
+from odop.paths import RunPaths
+from odop.report.account import take
 from odop.store.executions import RunStore
 from odop.store.profiles import Measurement, ProfileStore
 from odop.store.states import ExecState
@@ -94,6 +96,8 @@ def test_exports_what_cannot_finish_at_the_cleanest_window(run_db, sites, tmp_pa
     assert "gzip -k /data/s1.h5" in script
     assert "load_callable(sys.argv[1])" in script and "/data/s1.out" in script
     assert "s0.h5" not in script and "e-tiny" not in script
+    account = take(RunPaths(run_db))  # exported is said apart from what was left queued
+    assert (account.exported, account.queued, account.done) == (2, 1, 1)
 
 
 def test_nothing_to_export_when_everything_fits(run_db, capsys):

@@ -203,11 +203,23 @@ def run(args: argparse.Namespace) -> int:
                                    horizon_s=settings.horizon_s, kind=settings.signal_kind,
                                    tz=timezone.utc if args.utc else None)
         out = _write(plan.script, args.out, paths.root / "export.sbatch")
+        _mark_exported(paths.db, [x.execution for x in left])
         d = plan.decision
         summary.update(script=out, site=plan.site, begin=d.start, fits=d.fits, cost=d.cost,
                        mean_signal=d.mean_signal, kind=settings.signal_kind)
     _report(summary, args.json)
     return 0
+
+
+def _mark_exported(db: Path, executions: list[str]) -> None:
+    """Record in the run that these queued executions went to a job script: the run's
+    account counts them ``exported``, not left behind."""
+    store = RunStore(db)
+    try:
+        store.set_meta("exported", sorted(set(store.meta().get("exported") or ()) |
+                                          set(executions)))
+    finally:
+        store.close()
 
 
 def _write(script: str, out: str | None, default: Path) -> str:
