@@ -9,6 +9,8 @@ one that goes over is killed with a reason naming the memory, the max and how.""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from odop.engine.engine import Engine, Exit, rlimit_for
-from odop.engine.memwatch import process_memory, tree_memory
+from odop.engine.memwatch import MemoryWatch, process_memory, resident, tree_pids
 
 TASKS = '''
 import os, time
@@ -129,9 +131,29 @@ def test_memory_of_a_process_counts_what_it_touched() -> None:
     before = process_memory(os.getpid())
     block = bytearray(50 * 10**6)
     assert process_memory(os.getpid()) - before > 45 * 10**6
-    assert tree_memory(os.getpid()) >= process_memory(os.getpid())
+    assert resident(os.getpid()) >= process_memory(os.getpid())  # RSS bounds it from above
     del block
-    assert process_memory(2**22 + 1) == 0  # no such process
+    assert process_memory(2**22 + 1) == 0 and resident(2**22 + 1) == 0  # no such process
+
+
+@pytest.mark.parametrize("swapless", [True, False])
+def test_watch_flags_a_tree_over_its_max_only(swapless: bool) -> None:
+    """With or without the RSS shortcut (a node without swap), a child holding 150 MB is
+    over a 100M max, and under a 200M one."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                              "block = bytearray(150 * 10**6)\nprint(flush=True)\n"
+                              "time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline()
+        watch = MemoryWatch(every_s=0.0, swapless=swapless)
+        watch.add("big", child.pid, 100 * 10**6)
+        watch.add("roomy", child.pid, 200 * 10**6)
+        [(name, held)] = watch.over()
+        assert name == "big" and 150 * 10**6 < held < 200 * 10**6
+        assert tree_pids(child.pid) == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_an_unknown_memory_bound_is_refused(tmp_path: Path) -> None:
