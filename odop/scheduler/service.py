@@ -367,6 +367,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
     def _abort(self, reason: str) -> None:
         """The simulation is gone: cancel what is queued, stop what runs, and exit."""
         log.warning("aborting: %s", reason)
+        for watcher in self.triggers.watchers.values():
+            watcher.rescan()
+        self._fire_triggers(time.time(), set(self.triggers.watchers))
         now = time.time()
         for execution in [*self.decider.pending, *self.holds.held]:
             self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)

@@ -126,3 +126,56 @@ def test_a_file_no_trigger_submitted_is_unaccounted(tmp_path: Path, odop_home: P
     (data / "late.npy").write_bytes(b"x")
     late = take(RunPaths(Path(summary["run_dir"])))
     assert late.unsubmitted == 1 and late.unaccounted == 1
+
+
+def test_status_shows_the_account(tmp_path: Path, odop_home: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    program = "import pathlib; pathlib.Path('data/a.npy').touch()"
+    argv = [sys.executable, "-m", "odop", "run", "--tasks", str(_tasks(tmp_path, data)),
+            "--json", "--", sys.executable, "-c", program]
+    ran = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                                    cwd=tmp_path, env=child_env()).stdout)
+    status = subprocess.run([sys.executable, "-m", "odop", "status", ran["run"], "--json"],
+                            capture_output=True, text=True, timeout=60, env=child_env())
+    assert json.loads(status.stdout)["account"] == ran["account"]
+    text = subprocess.run([sys.executable, "-m", "odop", "status", ran["run"]],
+                          capture_output=True, text=True, timeout=60, env=child_env()).stdout
+    assert "account: 1 submitted (1 file trigger): 1 done; 0 unaccounted" in text, text
+
+
+CRASH = '''
+import os, sys, time
+import odop
+
+if __name__ == "__main__":
+    odop.start(task_folder=sys.argv[2])
+    time.sleep(1.0)
+    with open(os.path.join(sys.argv[1], ".last.tmp"), "wb") as fh:
+        fh.write(b"x")
+    os.rename(os.path.join(sys.argv[1], ".last.tmp"), os.path.join(sys.argv[1], "last.npy"))
+    os._exit(1)  # a crash right after the file: no odop.stop()
+'''
+
+
+def test_a_crash_right_after_a_file_lists_it(tmp_path: Path, odop_home: Path) -> None:
+    """The fail-open path: the ranks die without odop.stop(); the run is aborted, and the
+    file written just before is in the account as cancelled, with the reason."""
+    from odop.paths import RunPaths
+    from odop.report.account import take
+    from tests.integration.helpers import odop_pids, wait_gone
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "crash.py").write_text(CRASH)
+    proc = subprocess.run([sys.executable, str(tmp_path / "crash.py"), str(data),
+                           str(_tasks(tmp_path, data))], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env=child_env())
+    assert proc.returncode == 1
+    run_dir = next((odop_home / "runs").iterdir())
+    assert not wait_gone(odop_pids(run_dir), 20)
+    account = take(RunPaths(run_dir))
+    assert account.unaccounted == 0 and account.submitted == 1, account
+    assert account.cancelled == 1 and account.origins == {"file trigger": 1}, account
+    [(why, n)] = account.reasons["cancelled"].items()
+    assert "gone" in why or "ended without odop.stop()" in why or "SIGTERM" in why, why
