@@ -8,10 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odop.energy.capacity import plan_with_capacity
 from odop.energy.forecast import Forecast
 from odop.energy.planner import (
-    DeferralPlan,
     bucket_heuristic,
     plan_many,
     plan_start,
@@ -91,22 +89,3 @@ def test_plan_many_equals_plan_start():
     batch = plan_many(fc, d, d * 100, 0.0, dl)
     for j in range(40):
         assert batch.start[j] == plan_start(fc, d[j], d[j] * 100, 0.0, dl[j]).start
-
-
-def test_deferral_plan_replans_on_new_forecast():
-    fc1 = Forecast(np.arange(4) * 3600.0, 3600.0, np.array([5, 1, 5, 5.0]), issued_at=0)
-    fc2 = Forecast(np.arange(4) * 3600.0, 3600.0, np.array([5, 5, 1, 5.0]), issued_at=60)
-    plan = DeferralPlan(3600, 1, deadline=4 * 3600)
-    assert plan.due(0)
-    assert plan.update(fc1, 0).start == 3600 and not plan.due(10)
-    assert plan.update(fc1, 10).start == 3600  # same forecast: no re-decision
-    assert plan.update(fc2, 60).start == 7200 and plan.due(7200)
-
-
-def test_capacity_limit_respected():
-    fc = Forecast(np.arange(8) * 3600.0, 3600.0, np.array([9, 9, 1, 1, 9, 9, 9, 9.0]))
-    n = 5
-    plan = plan_with_capacity(fc, np.full(n, 3600.0), np.full(n, 1e5), np.zeros(n),
-                              np.full(n, 8 * 3600.0), capacity=2)
-    starts = np.sort(plan.start)
-    assert list(starts) == [0, 7200, 7200, 10800, 10800] and plan.fits.all()

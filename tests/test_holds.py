@@ -21,6 +21,20 @@ class Policy:
     def forget(self, execution: str) -> None:
         self.forgotten.append(execution)
 
+    replans = 0
+
+    def enlist(self, *a: Any, **kw: Any) -> None:
+        pass
+
+    def started(self, *a: Any) -> None:
+        pass
+
+    def finished(self, *a: Any) -> None:
+        pass
+
+    def planned(self, *a: Any) -> None:
+        return None
+
 
 def setup(alloc_end: float | None = None) -> tuple[Decider, Holds]:
     d = Decider(make_selection("fifo"), make_placement("first_fit"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from odop.energy import planner
 from odop.energy.errors import EnergyConfigError
 from odop.energy.powercap import CapTask
 from odop.errors import ConfigError
@@ -62,38 +61,6 @@ def test_deferral_never_past_deadline_or_allocation_end(tmp_path, policy):
 def test_max_delay_bounds_deferral(policy):
     until = hold(policy, spec(max_delay=2 * H), T0, None, execution="e5")
     assert until is not None and until <= T0 + 2 * H
-
-
-def test_plans_are_cached_per_execution(policy, monkeypatch):
-    calls = []
-    real = planner.plan_start
-    monkeypatch.setattr(planner, "plan_start", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for _ in range(5):
-        hold(policy, spec(), T0 + 60, T0 + 10 * H, execution="x")
-    assert len(calls) == 1
-    hold(policy, spec(), T0 + H + 60, T0 + 10 * H, execution="x")  # the forecast moved on
-    assert len(calls) == 1
-    policy.forget("x")
-    hold(policy, spec(), T0 + H + 60, T0 + 10 * H, execution="x")
-    assert len(calls) == 2
-
-
-def test_a_changed_forecast_re_plans(tmp_path, policy):
-    assert hold(policy, spec(), T0, T0 + 10 * H, execution="y") == T0 + 5 * H
-    moved = CURVE[:5] + [400, 400, 90] + CURVE[8:]  # the dip moved to hour 7
-    (tmp_path / "grid.csv").unlink()
-    policy.provider = EnergyPolicy.from_config(
-        {"provider": "replay", "file": replay(tmp_path, moved)}).provider
-    assert hold(policy, spec(), T0 + 61, T0 + 10 * H, execution="y") == T0 + 7 * H
-
-
-def test_planning_work_per_cycle_is_bounded(tmp_path):
-    p = EnergyPolicy.from_config({"provider": "replay", "file": replay(tmp_path),
-                                  "plans_per_cycle": 4})
-    first = [hold(p, spec(), T0, T0 + 10 * H, execution=f"b{i}") for i in range(6)]
-    assert first[:4] == [T0 + 5 * H] * 4 and first[4:] == [T0 + 1.0] * 2  # ask again in 1 s
-    again = [hold(p, spec(), T0 + 1.0, T0 + 10 * H, execution=f"b{i}") for i in range(6)]
-    assert again == [T0 + 5 * H] * 6
 
 
 def test_thresholds_per_priority_and_per_task(policy):

@@ -15,13 +15,12 @@ __all__, __getattr__ = exports(__name__, {
         "Comparison", "ExecutionEnergy", "RunTotals", "account_execution", "cpu_share_energy",
         "grams_co2", "interval_energy", "run_totals",
     ),
-    "capacity": ("CapacityPlanner", "plan_with_capacity"),
     "compare": ("after_simulation", "immediate"),
     "errors": ("EnergyConfigError", "EnergyError", "FetchError", "SignalError"),
     "export": ("ExportPlan", "ExportTask", "Site", "render_slurm_script"),
     "forecast": ("Forecast", "SignalPoint"),
     "planner": (
-        "BatchPlan", "Decision", "DeferralPlan", "bucket_heuristic", "plan_many", "plan_start",
+        "BatchPlan", "Decision", "bucket_heuristic", "plan_many", "plan_start",
         "window_costs",
     ),
     "policy": (

@@ -75,7 +75,6 @@ class EnergySettings:
     timeout_s: float = 10.0  # remote: HTTP timeout
     horizon_s: float = 172800.0  # forecast horizon the policy reads (48 h)
     check_s: float = 60.0  # at most one forecast read per this many seconds
-    plans_per_cycle: int = 8  # deferral (re-)plans per scheduling cycle (~0.2 ms each)
     priority_thresholds: dict[int, CarbonLevel] = field(default_factory=_default_thresholds)
     threshold_default: CarbonLevel = CarbonLevel.LOW  # below the lowest priority key
     concurrency: dict[CarbonLevel, float] = field(default_factory=lambda: dict(DEFAULT_SCALING))
@@ -180,12 +179,6 @@ def _count(key: str, value: object) -> int:
     return value
 
 
-def _positive_count(key: str, value: object) -> int:
-    if _count(key, value) < 1:
-        raise EnergyConfigError(f"[energy] {key} = {value!r} must be an integer >= 1")
-    return int(value)  # type: ignore[call-overload]
-
-
 def _table(key: str, value: object) -> Mapping[Any, Any]:
     if not isinstance(value, Mapping):
         raise EnergyConfigError(f"[energy] {key} = {value!r} must be a table")
@@ -242,7 +235,7 @@ _PARSERS: dict[str, Any] = {
     "domain": _text, "base_url": _text, "token_env": _text, "username_env": _text,
     "password_env": _text, "refresh_s": _number(0.0, strict=True),
     "timeout_s": _number(0.0, strict=True), "horizon_s": _number(0.0, strict=True),
-    "check_s": _number(), "plans_per_cycle": _positive_count,
+    "check_s": _number(),
     "priority_thresholds": _thresholds, "threshold_default": _level,
     "concurrency": _level_shares, "min_slots": _count, "level_quantiles": _quantiles,
     "power_cap_w": _caps, "resume_w": _number(0.0, strict=True, optional=True),

@@ -8,16 +8,19 @@ changes (an arrival, a start, a completion earlier than expected, a new forecast
 capacity), so a plan stays movable until its task starts.
 
 Algorithm: least-slack-first slot filling (list scheduling in order of latest start,
-the non-preemptive form of earliest-deadline-first) on a grid of ``grid_s`` cells from
-now. Each execution in turn takes the start that minimises its cost, the signal
-integrated over its whole expected run (not the value at one point), among the starts
-whose cores fit under the capacity of every cell its run overlaps (a run counts in every
-cell it touches, so the capacity is never exceeded). Candidates are every cell start,
-the earliest and latest start, and every slot boundary b and b - duration (where the
-cost has its kinks), so without a capacity limit the start is the exact optimum.
+the non-preemptive form of earliest-deadline-first) on a grid of ``grid_s`` cells
+aligned on the forecast's slots. Each execution in turn takes the start that minimises
+its cost, the signal integrated over its whole expected run (not the value at one
+point), among the starts whose cores fit under the capacity of every cell its run
+overlaps (a run counts in every cell it touches, so the capacity is never exceeded).
+Candidates are every cell start, the earliest and latest start, and every slot boundary
+b and b - duration (where the cost has its kinks), so without a capacity limit the
+start is the exact optimum.
 Executions with more than ``urgent_s`` of slack plan into the capacity less a
-``headroom`` share, kept for tasks with little slack that may arrive; one that finds no
-room there takes any room before its latest start. An execution with no room at all
+``headroom`` share, kept for tasks with little slack that may arrive, and no later than
+``urgent_s`` before their latest start (a margin against what arrives later); one with
+less slack, or that finds no room so, takes the earliest room before its latest start,
+headroom included. An execution with no room at all
 before its latest start is marked ``fits`` False and due at once: the planner never
 holds a task past its latest start, so deferral causes no miss that starting at once
 would have avoided.
@@ -87,6 +90,9 @@ class DeferralPlanner:
         """Plans made so far (each one over every waiting execution when capped)."""
         self._dirty = False
         self._seq = 0
+        self._left: dict[Hashable, tuple[float, bool]] = {}
+        """Planned (start, fits) of executions removed since the last plan: those that
+        do not start as planned (cancelled ones) make the next answer re-plan."""
 
     # -- what the planner is told ---------------------------------------------------------
     def add(self, key: Hashable, *, cores: float, duration_s: float, energy_j: float,
@@ -100,20 +106,21 @@ class DeferralPlanner:
 
     def remove(self, key: Hashable) -> None:
         """Forget a waiting execution (cancelled, or placed by the scheduler)."""
-        if self.jobs.pop(key, None) is not None:
-            self.starts.pop(key, None)
-            self.fits.pop(key, None)
+        if self.jobs.pop(key, None) is None:
+            return
+        if key in self.starts:  # re-planned at the next answer unless it starts as planned
+            self._left[key] = (self.starts.pop(key), self.fits.pop(key))
+        else:
             self._dirty = True
 
     def start(self, key: Hashable, now: float, cores: float, duration_s: float) -> None:
         """An execution started at ``now`` holding ``cores`` for about ``duration_s``; the
         plan is re-made unless it started where the plan had it."""
-        planned, fits = self.starts.get(key), self.fits.get(key, False)
-        dirty = self._dirty
         self.remove(key)
+        planned, fits = self._left.pop(key, (None, False))
         self.running[key] = (cores, now + duration_s)
-        as_planned = planned is not None and fits and abs(planned - now) < self.grid_s / 2
-        self._dirty = dirty or not as_planned
+        if planned is None or not fits or abs(planned - now) >= self.grid_s / 2:
+            self._dirty = True
 
     def finish(self, key: Hashable, now: float) -> None:
         """A running execution ended; the plan is re-made if it ended before expected."""
@@ -152,9 +159,10 @@ class DeferralPlanner:
         """Re-make the plan if anything it depends on changed."""
         if self.forecast is None or not self.jobs:
             return
-        if not self._dirty and len(self.starts) == len(self.jobs):
+        if not (self._dirty or self._left) and len(self.starts) == len(self.jobs):
             return
         self._dirty = False
+        self._left.clear()
         self.replans += 1
         if self._unlimited():
             self._plan_unlimited(now)
@@ -178,17 +186,19 @@ class DeferralPlanner:
 
 
 class _Grid:
-    """One capped re-plan: the occupancy grid from ``now`` and the slot filling."""
+    """One capped re-plan: the occupancy grid (cells aligned on the forecast's slots, from
+    the cell holding ``now``) and the slot filling."""
 
     def __init__(self, planner: DeferralPlanner, now: float) -> None:
         fc = planner.forecast
         assert fc is not None
         self.p, self.now, self.fc = planner, now, fc
         self.g = g = min(planner.grid_s, fc.resolution_s)
+        self.origin = fc.start[0] + math.floor((now - fc.start[0]) / g) * g  # cells on slots
         far = max(fc.end, now)
         horizon = max([min(j.end_by, far + j.duration_s) for j in planner.jobs.values()]
                       + [e for _, e in planner.running.values()] + [now + g])
-        self.n = n = int(math.ceil((horizon - now) / g)) + 1
+        self.n = n = int(math.ceil((horizon - self.origin) / g)) + 1
         self.cap = self._cell_capacity(n)
         self.loose = np.floor(self.cap * (1 - planner.headroom) + 1e-9)
         self.occ = np.zeros(n)
@@ -202,14 +212,14 @@ class _Grid:
         cap = self.p.capacity
         if not isinstance(cap, np.ndarray):
             return np.full(n, float(cap))
-        t = self.now + self.g * np.arange(n)
+        t = self.origin + self.g * np.arange(n)
         res, t0 = self.fc.resolution_s, self.fc.start[0]
         a = np.clip(((t - t0) // res).astype(np.int64), 0, cap.size - 1)
         b = np.clip(((t + self.g - 1e-6 - t0) // res).astype(np.int64), 0, cap.size - 1)
         return np.minimum(cap[a], cap[b]).astype(float)
 
     def _cell_end(self, t: float) -> int:
-        return int(min(self.n, math.ceil((t - self.now) / self.g - 1e-9)))
+        return int(min(self.n, math.ceil((t - self.origin) / self.g - 1e-9)))
 
     def fill(self) -> None:
         """Place every waiting execution, least slack first."""
@@ -223,29 +233,30 @@ class _Grid:
         """The cheapest start with room (reserved on the grid), and whether it fits."""
         e, latest, d = max(job.earliest, self.now), job.latest, job.duration_s
         safe = latest - self.p.urgent_s
-        tries = ((safe, self.loose), (latest, self.cap)) if safe >= e else ((latest, self.cap),)
-        for last, limit in tries:
+        tries = ((safe, self.loose, True), (latest, self.cap, False)) if safe > e \
+            else ((latest, self.cap, False),)
+        for last, limit, cheapest in tries:
             cand = self._candidates(e, last, d)
             c0, c1 = self._spans(cand, d)
             ok = self._room(job.cores, limit, c0, c1)
             if ok.any():
-                return self._take(job, cand[ok], c0[ok], c1[ok]), True
+                return self._take(job, cand[ok], c0[ok], c1[ok], cheapest), True
         return self._late(job, e), False
 
     def _candidates(self, e: float, latest: float, d: float) -> np.ndarray:
         g = self.g
-        k0 = math.ceil((e - self.now) / g - 1e-9)
-        k1 = math.floor((latest - self.now) / g + 1e-9)
-        cells = self.now + g * np.arange(k0, max(k0, k1 + 1))
+        k0 = math.ceil((e - self.origin) / g - 1e-9)
+        k1 = math.floor((latest - self.origin) / g + 1e-9)
+        cells = self.origin + g * np.arange(k0, max(k0, k1 + 1))
         kinks = np.concatenate([self.bounds, self.bounds - d])
         kinks = kinks[(kinks >= e) & (kinks <= latest)]
         return np.concatenate([[e, latest], cells, kinks])
 
     def _spans(self, starts: np.ndarray, d: float) -> tuple[np.ndarray, np.ndarray]:
-        rel = (starts - self.now) / self.g
-        c0 = np.clip(np.floor(rel + 1e-9), 0, self.n).astype(np.int64)
-        c1 = np.clip(np.ceil(rel + d / self.g - 1e-9), c0 + 1, self.n).astype(np.int64)
-        return c0, c1
+        rel = (starts - self.origin) / self.g  # >= 0: no start is before the plan's time
+        c0 = np.minimum(np.floor(rel + 1e-9).astype(np.int64), self.n)
+        c1 = np.ceil(rel + (d / self.g - 1e-9)).astype(np.int64)
+        return c0, np.minimum(np.maximum(c1, c0 + 1), self.n)
 
     def _room(self, cores: float, limit: np.ndarray, c0: np.ndarray,
               c1: np.ndarray) -> np.ndarray:
@@ -254,13 +265,17 @@ class _Grid:
         np.cumsum(self.occ + cores > limit + 1e-9, out=blocked[1:])
         return blocked[c1] - blocked[c0] == 0
 
-    def _take(self, job: Job, cand: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> float:
-        """Reserve the cheapest of ``cand`` (ties: the earliest) and return it."""
-        kind = self.p.kind
-        cost = (integral_to(self.fc, cand + job.duration_s, self.cum, kind)
-                - integral_to(self.fc, cand, self.cum, kind))
-        best = cost.min()
-        pick = np.flatnonzero(cost <= best + abs(best) * 1e-12 + 1e-12)
+    def _take(self, job: Job, cand: np.ndarray, c0: np.ndarray, c1: np.ndarray,
+              cheapest: bool) -> float:
+        """Reserve the cheapest of ``cand`` (ties: the earliest), or the earliest, and
+        return it."""
+        pick = np.arange(cand.size)
+        if cheapest:
+            kind = self.p.kind
+            cost = (integral_to(self.fc, cand + job.duration_s, self.cum, kind)
+                    - integral_to(self.fc, cand, self.cum, kind))
+            best = cost.min()
+            pick = np.flatnonzero(cost <= best + abs(best) * 1e-12 + 1e-12)
         i = pick[np.argmin(cand[pick])]
         self.occ[c0[i]:c1[i]] += job.cores
         return float(cand[i])
@@ -268,7 +283,8 @@ class _Grid:
     def _late(self, job: Job, e: float) -> float:
         """No room before the latest start: the first cell with room (reserved), or
         ``e``; the execution is due at once either way (``fits`` False)."""
-        cand = self.now + self.g * np.arange(math.ceil((e - self.now) / self.g - 1e-9), self.n)
+        k0 = math.ceil((e - self.origin) / self.g - 1e-9)
+        cand = self.origin + self.g * np.arange(k0, self.n)
         c0, c1 = self._spans(cand, job.duration_s)
         ok = self._room(job.cores, self.cap, c0, c1)
         if ok.any():

@@ -3,10 +3,13 @@
 One ``EnergyPolicy`` per scheduler, built from the ``[energy]`` config section
 (odop.energy.settings). It reads the grid signal through a provider whose network
 fetches run on a background thread (``start``/``stop``), so no call here waits on the
-network. Every call is cheap: the forecast is re-read at most every ``check_s`` seconds
-or at a slot boundary, levels are computed once per read, and each execution's deferral
-plan is re-made only when the forecast changed. Any signal problem makes the policy
-answer as a plain scheduler would (start now, base concurrency) and shows in ``status``.
+network. The forecast is re-read at most every ``check_s`` seconds or at a slot
+boundary and levels are computed once per read. Deferrable executions are planned
+together, into the cores odop expects per slot, by one DeferralPlanner
+(odop.scheduler.deferral), re-planned when an execution arrives, starts or ends early,
+or the forecast or the capacity changes; a repeated answer is a dict lookup. Any signal
+problem makes the policy answer as a plain scheduler would (start now, base
+concurrency) and shows in ``status``.
 
 Units: unix seconds, seconds, joules, watts, gCO2/kWh, currency/MWh, cores.
 """
@@ -24,7 +27,7 @@ import numpy as np
 
 from odop.energy.errors import EnergyError
 from odop.energy.forecast import Forecast
-from odop.energy.planner import J_PER_KWH, DeferralPlan
+from odop.energy.planner import J_PER_KWH
 from odop.energy.policy import (
     DEFAULT_SCALING,
     CarbonLevel,
@@ -35,12 +38,11 @@ from odop.energy.policy import (
 from odop.energy.powercap import CapTask, PowerCapController
 from odop.energy.settings import EnergySettings, make_provider, parse_level, parse_settings
 from odop.energy.signals import SignalProvider, StaticSignal
+from odop.scheduler.deferral import DeferralPlanner
 
 log = logging.getLogger("odop.scheduler.energy")
-MAX_PLANS = 20000
-"""Cached deferral plans kept before those past their bound are dropped."""
-RETRY_S = 1.0
-"""Hold (s) of a deferrable execution not yet planned because the cycle's budget is spent."""
+MAX_ANSWERS = 20000
+"""Threshold answers kept before those of older forecast views are dropped."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,12 @@ class EnergyPolicy:
         self._gen = 0
         self._key: tuple | None = None
         self._error: str | None = None
-        self._plans: dict[Any, tuple[DeferralPlan, int, float]] = {}
+        self.planner = DeferralPlanner(self.kind)
+        self._planned_on: tuple[int, float] | None = None
+        self._cores: int | None = None
+        self._capacity_key: tuple | None = None
+        self._capacity: np.ndarray | float = math.inf
         self._answers: dict[Any, tuple[_View, float | None]] = {}
-        self._budget_now, self._budget_left, self._stale = math.nan, 0, False
         self._caps: dict[float, PowerCapController] = {}
         self._capped: dict[str, set[str]] = {}
         self._last_cap: dict[str, float] = {}
@@ -154,51 +159,125 @@ class EnergyPolicy:
         """None: the execution may start now; else the unix time before which it should not.
 
         Deferrable tasks (``spec["energy"]["deferrable"]``) with a finite bound (deadline,
-        ``max_delay``, or the allocation end) wait for the cleanest window before it;
-        otherwise a task waits while its carbon/price threshold (its own, or its
-        priority's) is not met, re-checked at the next forecast slot. Never past
+        ``max_delay``, or the allocation end) start when the capacity-aware plan
+        (odop.scheduler.deferral) says; otherwise a task waits while its carbon/price
+        threshold (its own, or its priority's), compared with the signal averaged over
+        its expected run, is not met, re-checked at the next forecast slot. Never past
         min(deadline, submitted_at + max_delay + expected_s, alloc_end) - expected_s.
         Once the simulation has ended (``sim_running`` False) nothing is held unless
         ``hold_after_sim`` is set: waiting would keep the whole allocation powered.
-        Pass ``execution``: it keys the caches that make a repeated call a dict lookup
-        (answers are kept per forecast slot, plans re-made only when the forecast changes).
+        Pass ``execution``: it keys the plan and the answers kept per forecast slot.
         """
+        bound = self._bound(spec, now=now, submitted_at=submitted_at, deadline=deadline,
+                            expected_s=expected_s, sim_running=sim_running)
+        if bound is None:
+            return None
+        view, duration, end_by = bound
+        key = execution or (task, submitted_at, deadline, expected_s)
+        if self._deferrable(spec, duration, end_by):
+            self._enlist(key, spec, now, duration, end_by, expected_j)
+            until = self.planned(key, now)
+        else:
+            until = self._threshold_hold(execution, spec, view, now, duration)
+        if until is None:
+            return None
+        until = min(until, end_by - duration)
+        return until if until > now else None
+
+    def enlist(self, task: str, spec: Mapping[str, Any], *, now: float, submitted_at: float,
+               deadline: float | None, expected_s: float | None, expected_j: float | None,
+               execution: str, sim_running: bool = True) -> None:
+        """Tell the planner of a waiting deferrable execution without planning yet (the
+        scheduler enlists a cycle's arrivals first, so that they share one re-plan)."""
+        bound = self._bound(spec, now=now, submitted_at=submitted_at, deadline=deadline,
+                            expected_s=expected_s, sim_running=sim_running)
+        if bound is not None and self._deferrable(spec, bound[1], bound[2]):
+            self._enlist(execution, spec, now, bound[1], bound[2], expected_j)
+
+    def _bound(self, spec: Mapping[str, Any], *, now: float, submitted_at: float,
+               deadline: float | None, expected_s: float | None, sim_running: bool
+               ) -> tuple[_View, float, float] | None:
+        """(view, expected duration s, end bound unix s), or None: nothing to hold."""
         if not sim_running and not self.settings.hold_after_sim:
             return None
         view = self._read(now)
         if view is None:
             return None
-        seen = self._answers.get(execution) if execution is not None else None
-        if seen is not None and seen[0] is view and (seen[1] is None or seen[1] > now):
-            return seen[1]  # same slot, same forecast: the same answer (None stays None)
-        key = execution or (task, submitted_at, deadline, expected_s)
-        self._stale = False
-        until = self._decide(key, spec, view, now, submitted_at, deadline, expected_s,
-                             expected_j)
-        if execution is not None and not self._stale:
-            if len(self._answers) >= MAX_PLANS:
-                self._prune(now)
-            self._answers[execution] = (view, until)
-        return until
-
-    def _decide(self, key: Any, spec: Mapping[str, Any], view: _View, now: float,
-                submitted_at: float, deadline: float | None, expected_s: float | None,
-                expected_j: float | None) -> float | None:
-        energy = spec.get("energy") or {}
         duration = float(expected_s or spec.get("time_s") or 0.0)
-        end_by = self._end_by(energy, submitted_at, deadline, duration)
-        latest = end_by - duration
-        if now >= latest:
+        end_by = self._end_by(spec.get("energy") or {}, submitted_at, deadline, duration)
+        return None if now >= end_by - duration else (view, duration, end_by)
+
+    @staticmethod
+    def _deferrable(spec: Mapping[str, Any], duration: float, end_by: float) -> bool:
+        return bool((spec.get("energy") or {}).get("deferrable")) and math.isfinite(end_by) \
+            and duration > 0
+
+    def _enlist(self, key: Any, spec: Mapping[str, Any], now: float, duration: float,
+                end_by: float, energy_j: float | None) -> None:
+        if key in self.planner.jobs:
+            return
+        cores = float(spec.get("cpus_min") or 1.0)
+        joules = energy_j or self.settings.watts_per_core * cores * duration
+        self.planner.add(key, cores=cores, duration_s=duration, energy_j=joules, earliest=now,
+                         end_by=end_by)
+
+    def planned(self, key: Any, now: float) -> float | None:
+        """When a waiting deferrable execution should start (unix s; ``now`` when its
+        plan has no room before its latest start); None if the planner does not know it.
+        Re-plans first if anything changed since the last plan."""
+        view = self._read(now)
+        if view is None or key not in self.planner.jobs:
             return None
-        until = None
-        if energy.get("deferrable") and math.isfinite(end_by) and duration > 0:
-            until = self._deferred(key, view, now, duration, expected_j, spec, end_by)
-        if until is None and not self._allowed(spec, view):
-            until = view.slot_end
-        if until is None:
-            return None
-        until = min(until, latest)
-        return until if until > now else None
+        if (view.gen, view.forecast.end) != self._planned_on:
+            self._planned_on = (view.gen, view.forecast.end)
+            self.planner.set_forecast(view.forecast)
+        self.planner.set_capacity(self._slot_capacity(view))
+        start = self.planner.start_of(key, now)
+        return now if start is None or not self.planner.fits[key] else start
+
+    def _slot_capacity(self, view: _View) -> np.ndarray | float:
+        """Cores odop expects per forecast slot: the cores it could hold (as last told by
+        ``concurrency``), scaled by each slot's level like the core limit; no limit
+        before the first cycle has said."""
+        if self._cores is None:
+            return math.inf
+        if view.classifier is None:
+            return float(self._cores)
+        key = (view.gen, view.forecast.end, self._cores)
+        if self._capacity_key != key:
+            levels = np.searchsorted(view.classifier.cuts, view.forecast.values(self.kind))
+            per_level = np.array([self.scaler.limit(self._cores, CarbonLevel(i))
+                                  for i in range(len(CarbonLevel))], dtype=float)
+            self._capacity_key, self._capacity = key, per_level[levels]
+        return self._capacity
+
+    def started(self, execution: str, cores: int, expected_s: float, now: float) -> None:
+        """An execution (any task) took ``cores`` at ``now`` for about ``expected_s``."""
+        self.planner.start(execution, now, float(cores), expected_s)
+
+    def finished(self, execution: str, now: float) -> None:
+        """An execution gave its cores back (ended, paused or moved)."""
+        self.planner.finish(execution, now)
+
+    @property
+    def replans(self) -> int:
+        """Deferral plans made so far: a change tells held executions to look again."""
+        return self.planner.replans
+
+    def _threshold_hold(self, key: str | None, spec: Mapping[str, Any], view: _View,
+                        now: float, duration: float) -> float | None:
+        """The next slot while the task's threshold is not met; an execution's answer is
+        kept for the view."""
+        seen = self._answers.get(key) if key is not None else None
+        if seen is not None and seen[0] is view and (seen[1] is None or seen[1] > now):
+            return seen[1]
+        until = None if self._allowed(spec, view, now, duration) else view.slot_end
+        if key is None:
+            return until
+        if len(self._answers) >= MAX_ANSWERS:
+            self._answers = {k: v for k, v in self._answers.items() if v[0] is view}
+        self._answers[key] = (view, until)
+        return until
 
     def _end_by(self, energy: Mapping[str, Any], submitted_at: float, deadline: float | None,
                 duration: float) -> float:
@@ -209,70 +288,40 @@ class EnergyPolicy:
             end_by = min(end_by, submitted_at + float(energy["max_delay"]) + duration)
         return end_by
 
-    def _deferred(self, key: Any, view: _View, now: float, duration: float,
-                  energy_j: float | None, spec: Mapping[str, Any], end_by: float
-                  ) -> float | None:
-        entry = self._plans.get(key)
-        if entry is None:
-            if len(self._plans) >= MAX_PLANS:
-                self._prune(now)
-            cores = float(spec.get("cpus_min") or 1.0)
-            joules = energy_j or self.settings.watts_per_core * cores * duration
-            plan = DeferralPlan(duration, joules, end_by, math.inf, self.kind, earliest=now)
-            entry = (plan, -1, -math.inf)
-        plan, gen, known_until = entry
-        if gen != view.gen or known_until < min(plan.deadline, view.forecast.end):
-            if self._may_plan(now):
-                plan.update(view.forecast, now)
-                self._plans[key] = (plan, view.gen, view.forecast.end)
-            else:  # over this cycle's budget: the previous forecast's plan, or ask again
-                self._stale = True
-                if plan.decision is None:
-                    return now + RETRY_S
-        decision = plan.decision
-        if decision is None or not decision.fits or plan.due(now):
-            return None
-        return decision.start
-
-    def _may_plan(self, now: float) -> bool:
-        """Spend one of this cycle's plans (a cycle: the calls that share one ``now``)."""
-        if now != self._budget_now:
-            self._budget_now, self._budget_left = now, self.settings.plans_per_cycle
-        self._budget_left -= 1
-        return self._budget_left >= 0
-
-    def _prune(self, now: float) -> None:
-        """Drop plans past their bound and answers of old views; then the oldest entries."""
-        self._plans = {k: v for k, v in self._plans.items() if v[0].deadline > now}
-        self._answers = {k: v for k, v in self._answers.items() if v[0] is self._view}
-        for cache in (self._plans, self._answers):
-            while len(cache) >= MAX_PLANS:
-                cache.pop(next(iter(cache)))
-
     def forget(self, execution: str) -> None:
-        """Drop an execution's cached plan and answer (placed, cancelled); optional, as
-        the caches are bounded."""
-        self._plans.pop(execution, None)
+        """Drop an execution from the plan and the answers (placed, cancelled)."""
+        self.planner.remove(execution)
         self._answers.pop(execution, None)
 
-    def _allowed(self, spec: Mapping[str, Any], view: _View) -> bool:
+    def _allowed(self, spec: Mapping[str, Any], view: _View, now: float,
+                 duration: float) -> bool:
+        """Whether the signal averaged over the expected run meets the task's threshold."""
         energy = spec.get("energy") or {}
         carbon_cap, price_cap = energy.get("carbon_threshold"), energy.get("price_threshold")
-        if price_cap is not None and view.price is not None and view.price > price_cap:
+        end = now + max(duration, 1.0)
+        fc = view.forecast
+        if price_cap is not None and fc.has("price") \
+                and fc.mean_over(now, end, "price") > price_cap:
             return False
+        carbon = fc.mean_over(now, end, "carbon") if fc.has("carbon") else None
         if isinstance(carbon_cap, (int, float)):
-            return view.carbon is None or view.carbon <= carbon_cap
+            return carbon is None or carbon <= carbon_cap
+        level = view.level if view.classifier is None else view.classifier.level(
+            fc.mean_over(now, end, self.kind))
         if isinstance(carbon_cap, str):
-            return view.level <= parse_level(carbon_cap, "energy.carbon_threshold")
-        return self.thresholds.allows(int(spec.get("priority", 0)), view.level)
+            return level <= parse_level(carbon_cap, "energy.carbon_threshold")
+        return self.thresholds.allows(int(spec.get("priority", 0)), level)
 
     # -- concurrency ----------------------------------------------------------------------
     def concurrency(self, capacity: int, *, now: float, sim_running: bool = True) -> int:
         """Cores odop may hold at once, of the ``capacity`` it could: floor(capacity x the
         factor of the level now), >= ``min_slots``; all of them once the simulation has
-        ended (unless ``hold_after_sim``), as nothing is held then either."""
+        ended (unless ``hold_after_sim``), as nothing is held then either. ``capacity``
+        is also what deferral plans into (re-planned when it moves by 10 % or more)."""
         if not sim_running and not self.settings.hold_after_sim:
             return capacity
+        if self._cores is None or abs(capacity - self._cores) >= max(1.0, 0.1 * self._cores):
+            self._cores = capacity  # what the plan expects; a change under 10 % keeps it
         return self.scaler.limit(capacity, self.level(now))
 
     # -- power cap -------------------------------------------------------------------------
@@ -343,7 +392,8 @@ class EnergyPolicy:
             "forecast_age_s": age,
             "forecast_end": None if view is None else view.forecast.end,
             "degraded": bool(health.degraded or self._error), "reason": reason,
-            "alloc_end": self.alloc_end, "plans": len(self._plans),
+            "alloc_end": self.alloc_end, "plans": len(self.planner.jobs),
+            "replans": self.planner.replans,
             "capped": {n: sorted(ids) for n, ids in self._capped.items() if ids},
         }
 
