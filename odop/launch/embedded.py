@@ -191,6 +191,8 @@ def _give_up(steps: Steps, failed: StartFailed, run_name: str | None) -> Disable
     rank = comm.Get_rank() if comm is not None else 0
     if steps.cfg is not None and steps.cfg.start_failure == "raise":
         raise OdopError(f"odop.start() failed on {failed}")
+    if rank == 0 and steps.paths is not None:
+        _mark_failed(steps.paths, str(failed))
     name = steps.paths.name if steps.paths is not None else (run_name or "unstarted")
     where = steps.paths.root if steps.paths is not None else Path(name)
     journal = Journal(where / "journal" / f"{node_name()}-r{rank}-{os.getpid()}.jnl")
@@ -200,6 +202,20 @@ def _give_up(steps: Steps, failed: StartFailed, run_name: str | None) -> Disable
                     "start_failure = \"raise\" in the odop config to stop instead.",
                     failed, journal.path.parent)
     return Disabled(str(failed), rank, comm, set(registry.registered()), journal)
+
+
+def _mark_failed(paths: RunPaths, why: str) -> None:
+    """Say in the run's database that it never started (its folder may take no writes)."""
+    from odop.store.executions import RunStore
+
+    try:
+        store = RunStore(paths.db)
+        try:
+            store.set_meta("start_failed", why)
+        finally:
+            store.close()
+    except Exception as exc:  # a read-only or full folder: the warning says it all
+        log.debug("cannot mark run %s as failed at start: %s", paths.name, exc)
 
 
 @dataclass

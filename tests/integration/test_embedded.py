@@ -24,7 +24,8 @@ def test_single_process_runs_tasks_and_drains(tmp_path: Path, odop_home: Path) -
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     run_dir = Path(lines[0]["run"])
-    assert {k: lines[-1]["summary"][k] for k in ("drained", "done", "failed")} == {"drained": True, "done": 4, "failed": 0}
+    drained = {k: lines[-1]["summary"][k] for k in ("drained", "done", "failed")}
+    assert drained == {"drained": True, "done": 4, "failed": 0}
     account = lines[-1]["summary"]["account"]
     assert account["unaccounted"] == 0 and account["done"] == 4
     rows = executions(run_dir)

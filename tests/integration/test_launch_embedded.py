@@ -45,8 +45,10 @@ def test_split_communicator(tmp_path: Path, odop_home: Path) -> None:
                           env=child_env())
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert {k: out["summary"][k] for k in ("drained", "done", "failed")} == {"drained": True, "done": 2, "failed": 0}
-    assert out["summary"]["account"]["unaccounted"] == 0 and out["summary"]["account"]["done"] == 2
+    drained = {k: out["summary"][k] for k in ("drained", "done", "failed")}
+    assert drained == {"drained": True, "done": 2, "failed": 0}
+    account = out["summary"]["account"]
+    assert account["unaccounted"] == 0 and account["done"] == 2
     run_dir = Path(out["run"])
     assert sorted(p.name for p in tmp_path.glob("t*")) == ["t0", "t1"]
     roles = sorted(c["role"] for c in components(run_dir))

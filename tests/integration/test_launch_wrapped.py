@@ -74,4 +74,19 @@ def test_exit_code_is_the_programs(tmp_path: Path, odop_home: Path) -> None:
 def test_no_command_is_a_clear_error(odop_home: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "odop", "run", "--"], capture_output=True,
                           text=True, timeout=30, env=child_env())
-    assert proc.returncode == 2 and proc.stderr.startswith("odop run: error: odop run needs a command")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("odop run: error: odop run needs a command"), proc.stderr
+
+
+def test_a_bad_spec_stops_odop_run_before_any_run_exists(tmp_path: Path,
+                                                         odop_home: Path) -> None:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "bad.json").write_text(json.dumps({"name": "x", "program": "/bin/true",
+                                                "time": "10 minutes"}))
+    proc = subprocess.run([sys.executable, "-m", "odop", "run", "--tasks", str(tasks), "--",
+                           sys.executable, "-c", "pass"], capture_output=True, text=True,
+                          timeout=30, env=child_env())
+    assert proc.returncode == 2 and proc.stderr.startswith("odop run: error:"), proc.stderr
+    assert "time" in proc.stderr
+    assert not (odop_home / "runs").exists() or not any((odop_home / "runs").iterdir())

@@ -28,7 +28,8 @@ def test_two_ranks_tasks_pinned_to_their_grant(tmp_path: Path, odop_home: Path) 
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     run_dir = Path(lines[0]["run"])
     summary = next(x["summary"] for x in lines if "summary" in x)
-    assert {k: summary[k] for k in ("drained", "done", "failed")} == {"drained": True, "done": 6, "failed": 0}
+    drained = {k: summary[k] for k in ("drained", "done", "failed")}
+    assert drained == {"drained": True, "done": 6, "failed": 0}
     assert summary["account"]["unaccounted"] == 0 and summary["account"]["done"] == 6
     rows = {r["id"]: r for r in executions(run_dir)}
     assert len(rows) == 6 and all(r["state"] == "done" for r in rows.values())

@@ -34,7 +34,7 @@ if __name__ == "__main__":
     comm = MPI.COMM_WORLD
     config = json.loads(os.environ.get("CONFIG_" + str(comm.rank), "null"))
     try:
-        run = odop.start(config=config)
+        run = odop.start(config=config, task_folder=os.environ.get("TASKS"))
     except odop.OdopError as exc:
         with open(f"raised-{comm.rank}.txt", "w") as fh:
             fh.write(str(exc))
@@ -118,6 +118,23 @@ def test_config_error_on_one_rank_reaches_every_rank(tmp_path: Path, odop_home: 
     out = _last(proc)
     assert out["checksum"] == pytest.approx(expected_checksum()) and not out["started"]
     assert "rank 1: ConfigError" in out["summary"]["disabled"]
+    assert not (odop_home / "runs").exists()  # it failed before any run was made
+
+
+def test_a_bad_task_folder_marks_the_run_it_opened(tmp_path: Path, odop_home: Path) -> None:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "bad.json").write_text(json.dumps({"name": "x", "program": "/bin/true",
+                                                "time": "10 minutes"}))
+    proc = _run(tmp_path, odop_home, TASKS=str(tasks))
+    assert proc.returncode == 0, proc.stderr
+    assert _last(proc)["checksum"] == pytest.approx(expected_checksum())
+    [run] = (odop_home / "runs").iterdir()  # rank 0 had opened it: it says it never started
+    from odop.store.executions import RunStore
+
+    store = RunStore(run / "odop.db", readonly=True)
+    assert "SpecError" in store.meta()["start_failed"] and "time" in store.meta()["start_failed"]
+    store.close()
     assert proc.stderr.count("odop: disabled on every rank") == 1, proc.stderr
 
 
