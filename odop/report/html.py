@@ -6,11 +6,13 @@ import base64
 import html
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from odop.report import metrics
 from odop.report.build import Report
+from odop.report.figures import MATPLOTLIB_HINT
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1180px;color:#222;padding:0 1em}
@@ -28,7 +30,6 @@ CAPTIONS = {
     "queue": "Executions waiting (queued) and holding cores (placed or running) over time.",
     "energy": "Node power with its measurement source, grid carbon intensity and the "
               "node's cumulative emissions.",
-    "tasks": "Per-task statistics.",
     "phases": "Simulation phases per rank.",
 }
 
@@ -43,7 +44,7 @@ def render(report: Report, out: Path) -> str:
              f"run {'ended' if d.ended() else '<b>still running</b>'}.</p>",
              _headline(report), _figures(report), _phases_note(report),
              "<h2>Per task</h2>", _task_table(report), "<h2>Per execution</h2>",
-             _execution_table(report, out), "<h2>Prediction accuracy</h2>",
+             _execution_table(report, out), _energy_decisions(report), "<h2>Idle prediction</h2>",
              _predictions(report), _notes(report), "</body></html>"]
     return "\n".join(parts)
 
@@ -72,7 +73,7 @@ def _headline_rows(h: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Executions", f"{h['executions']}: " + ", ".join(
             f"{v} {k}" for k, v in sorted(h["counts"].items())), "by final state"),
         ("Simulation wall time", _s(h["sim_wall_s"]), "run start to simulation end"),
-        ("Makespan (time to solution)", _s(mk), "run start to the last task's end"),
+        ("Makespan (time to solution)", _s(mk), metrics.MAKESPAN),
         ("Versus the simulation alone", f"{_s(h['vs_sim_s'])} "
          f"(x{_g(h['vs_sim_ratio'])})", "makespan minus simulation wall time"),
         ("Versus tasks afterwards, one core", f"{_s(after[0])} ({_saved(after[0], mk)})",
@@ -117,10 +118,14 @@ def _figures(report: Report) -> str:
                    f"<figcaption>{_e(CAPTIONS.get(key, key))} File: "
                    f"<a href='{_e(Path(path).name)}'>{_e(Path(path).name)}</a></figcaption>"
                    f"</figure>")
-    if not report.figures:
+    if report.missing_figures:
+        out.append(f"<p class='note'>Figures not drawn: {_e(', '.join(report.missing_figures))}"
+                   f" need matplotlib: <code>{_e(MATPLOTLIB_HINT)}</code>, then run "
+                   "<code>odop report</code> again. The tables below are complete.</p>")
+    elif not report.figures:
         out.append("<p class='note'>Nothing to draw: the run has no executions and no "
                    "samples yet.</p>")
-    elif not report.data.nodes:
+    if report.figures and not report.data.nodes:
         out.append("<p class='note'>No observer samples were recorded: no utilisation or "
                    "power figure, and no energy per execution.</p>")
     return "\n".join(out)
@@ -177,21 +182,48 @@ def _execution_table(report: Report, out: Path) -> str:
     return _table(header, rows, {4, 5, 6, 7, 8, 9, 10, 11}) if rows else "<p>No executions.</p>"
 
 
+def _energy_decisions(report: Report) -> str:
+    """The energy policy's deferral decisions with their reasons (events 'energy: ...')."""
+    d, t0 = report.data, report.data.started or 0.0
+    tasks = {e["id"]: e["task"] for e in d.executions}
+    rows = [[e[:10], tasks.get(e, ""), _s(t - t0, ""), detail.removeprefix("energy: ")]
+            for e, t, _, detail in d.events if detail.startswith("energy: ")]
+    if not rows:
+        return ""
+    return "<h2>Energy decisions</h2>" + _table(["id", "task", "time (s)", "decision"],
+                                                 rows, {2})
+
+
 def _predictions(report: Report) -> str:
     rows = report.data.predictions
     if not rows:
         return "<p class='note'>Prediction accuracy: not recorded in this run.</p>"
-    header = ["t", "node", "samples", "accuracy", "period_s"]
-    return ("<h2>Idle prediction</h2><p class='note'>Share of per-core idle/busy forecasts "
-            "(one sample ahead) that came true, and the period of the simulation's phases "
-            "when one was detected.</p>"
-            + _table(header, [[r.get(k, "") for k in header] for r in rows], set()))
+    t0 = report.data.started or 0.0
+    header = ["time (s)", "node", "samples", "accuracy", "phase period (s)"]
+    body = [[_dash(r.get("t"), lambda t: f"{t - t0:,.1f}"), r.get("node") or "-",
+             _dash(r.get("samples"), lambda n: f"{n:,.0f}"),
+             _dash(r.get("accuracy"), lambda a: f"{100 * a:.1f} %"),
+             _dash(r.get("period_s"), lambda p: f"{p:,.2f}")] for r in rows]
+    return ("<p class='note'>Share of per-core idle/busy forecasts (one sample ahead) "
+            "that came true, and the period of the simulation's phases when one was "
+            "detected; times are seconds since the run started, '-' where nothing was "
+            "measured.</p>" + _table(header, body, {0, 2, 3, 4}))
+
+
+def _dash(x: Any, fmt: Callable[[float], str]) -> str:
+    """``fmt`` of a number; '-' for None or anything that is not a number."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return "-"
+    return fmt(float(x))
 
 
 def _notes(report: Report) -> str:
     h = report.headline
     return ("<h2>Notes</h2><ul class='note'>"
-            "<li>Times are seconds since the run started (meta <code>started</code>).</li>"
+            "<li>Times are seconds since the run started (meta <code>started</code>); "
+            "every figure shares that time axis.</li>"
+            f"<li>Makespan: {_e(metrics.MAKESPAN)}; <code>odop demo</code> reports the "
+            "same number.</li>"
             f"<li>Energy per execution: the node's energy (trapezoid of sampled power, source "
             f"<b>{_e(h['power_source'])}</b>) times the execution's share of the CPU seconds "
             "used on the node while it ran; emissions use the grid intensity of source "

@@ -205,7 +205,8 @@ class _Grid:
         for cores, end in planner.running.values():
             self.occ[:self._cell_end(max(end, now + g))] += cores
         self.cum = cumulative(fc, planner.kind)
-        self.bounds = fc.start[0] + fc.resolution_s * np.arange(fc.start.size + 1)
+        bounds = fc.start[0] + fc.resolution_s * np.arange(fc.start.size + 1)
+        self.bounds = bounds[(bounds >= self.origin) & (bounds <= self.origin + n * g)]
 
     def _cell_capacity(self, n: int) -> np.ndarray:
         """Cores per cell: the least of the slots the cell overlaps."""

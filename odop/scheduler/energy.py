@@ -259,6 +259,24 @@ class EnergyPolicy:
         """An execution gave its cores back (ended, paused or moved)."""
         self.planner.finish(execution, now)
 
+    def explain(self, key: Any, now: float, until: float | None) -> str | None:
+        """Why a waiting deferrable execution was given ``until`` (None: start now), in
+        words with the signal averaged over its expected run; None for other tasks."""
+        job, view = self.planner.jobs.get(key), self._read(now)
+        if job is None or view is None:
+            return None
+        fc, d, unit = view.forecast, job.duration_s, "g/kWh" if self.kind == "carbon" else "/MWh"
+        here = fc.mean_over(now, now + d, self.kind)
+        bound = f"it must end by {_clock(job.end_by)}"
+        if until is not None:
+            there = fc.mean_over(until, until + d, self.kind)
+            return (f"energy: deferred to {_clock(until)}: {there:.0f} {unit} there against "
+                    f"{here:.0f} {unit} now, averaged over its {d:.0f} s run; {bound}")
+        if not self.planner.fits.get(key, True):
+            return f"energy: starts at once: no room in the plan before its latest start; {bound}"
+        return (f"energy: starts at once: no cleaner window with room before its latest start "
+                f"({here:.0f} {unit} now, averaged over its {d:.0f} s run); {bound}")
+
     @property
     def replans(self) -> int:
         """Deferral plans made so far: a change tells held executions to look again."""
@@ -317,10 +335,12 @@ class EnergyPolicy:
         """Cores odop may hold at once, of the ``capacity`` it could: floor(capacity x the
         factor of the level now), >= ``min_slots``; all of them once the simulation has
         ended (unless ``hold_after_sim``), as nothing is held then either. ``capacity``
-        is also what deferral plans into (re-planned when it moves by 10 % or more)."""
+        is also what deferral plans into (re-planned when it moves by 10 % or more; none,
+        as before the first node reports, tells nothing about later slots)."""
         if not sim_running and not self.settings.hold_after_sim:
             return capacity
-        if self._cores is None or abs(capacity - self._cores) >= max(1.0, 0.1 * self._cores):
+        if capacity > 0 and (self._cores is None
+                             or abs(capacity - self._cores) >= max(1.0, 0.1 * self._cores)):
             self._cores = capacity  # what the plan expects; a change under 10 % keeps it
         return self.scaler.limit(capacity, self.level(now))
 
@@ -396,6 +416,11 @@ class EnergyPolicy:
             "replans": self.planner.replans,
             "capped": {n: sorted(ids) for n, ids in self._capped.items() if ids},
         }
+
+
+def _clock(t: float) -> str:
+    """Unix time ``t`` as UTC hours, minutes and seconds with the date."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 def _extends(old: Forecast, new: Forecast, kind: str) -> bool:

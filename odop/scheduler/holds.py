@@ -13,6 +13,7 @@ the plan counts them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from odop.scheduler.core import Decider
@@ -32,6 +33,9 @@ class Holds:
         """Executions holding cores as last told to the policy -> expected run (s)."""
         self._expected: dict[str, float] = {}
         self._replans = -1
+        self.note: Callable[[str, str], None] | None = None
+        """Where a deferral decision is recorded with its reason: (execution, text)."""
+        self._noted: set[str] = set()
 
     def apply(self, now: float, has_free_cores: bool) -> None:
         """Release what is due; park what the policy holds (asked only when cores are free,
@@ -48,10 +52,21 @@ class Holds:
             self._ask(self.policy.enlist, p, now)
         for p in waiting:
             until = self._ask(self.policy.hold, p, now)
-            if until is not None and until > now:
+            held = until is not None and until > now
+            if held:
                 del self.decider.pending[p.execution]
                 self.held[p.execution] = (p, until)
+            self._record(p.execution, now, until if held else None)
         self._follow_plan(now)
+
+    def _record(self, execution: str, now: float, until: float | None) -> None:
+        """Note an execution's first deferral decision with its reason."""
+        if self.note is None or execution in self._noted:
+            return
+        why = self.policy.explain(execution, now, until)
+        if why is not None:
+            self._noted.add(execution)
+            self.note(execution, why)
 
     def _waiting(self, now: float) -> list[Pending]:
         """Queued executions the policy may hold; those that would outlast the allocation
@@ -81,6 +96,7 @@ class Holds:
             return
         for execution in self._running.keys() - active.keys():
             del self._running[execution]
+            self._noted.discard(execution)
             self.policy.finished(execution, now)
         for execution in active.keys() - self._running.keys():
             task, _, cores = active[execution]
@@ -118,4 +134,5 @@ class Holds:
     def drop(self, execution: str) -> bool:
         """Forget a held execution (cancelled); True if it was held."""
         self.policy.forget(execution)
+        self._noted.discard(execution)
         return self.held.pop(execution, None) is not None

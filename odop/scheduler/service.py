@@ -82,6 +82,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
                                                alloc_end=config.alloc_end)
         self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
+        self.holds.note = self.store.note  # deferral decisions, with reasons, in the history
         self.decider.core_limit = self._core_limit
         self.started_at: dict[str, float] = {}
         self.launcher_gone = False
@@ -365,7 +366,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.running = False
 
     def _abort(self, reason: str) -> None:
-        """The simulation is gone: cancel what is queued, stop what runs, and exit."""
+        """The simulation is gone: cancel what is queued, stop what runs, and exit. What
+        the triggers match that they had not yet seen is queued first, so that it is
+        cancelled with the reason too, listed rather than missing."""
         log.warning("aborting: %s", reason)
         for watcher in self.triggers.watchers.values():
             watcher.rescan()

@@ -56,6 +56,8 @@ class RunStore:
         self.conn = connect(self.path, readonly=readonly, schema="" if readonly else SCHEMA)
         if not readonly:
             self._add_columns()
+        self.transactions = 0
+        """Write transactions committed through this store (a measure of its load)."""
 
     def _add_columns(self) -> None:
         """Bring a run database made by an earlier odop up to this schema."""
@@ -76,6 +78,7 @@ class RunStore:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        self.transactions += 1
 
     # -- executions ---------------------------------------------------------------------
     def add(self, execution: str, task: str, args: dict[str, Any], *, priority: int = 0,
@@ -120,6 +123,12 @@ class RunStore:
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as tx:
             tx.execute(f"UPDATE executions SET {sets} WHERE id=?", (*fields.values(), execution))
+            tx.execute("INSERT INTO events SELECT id, ?, state, ? FROM executions WHERE id=?",
+                       (time.time(), detail, execution))
+
+    def note(self, execution: str, detail: str) -> None:
+        """Add ``detail`` to an execution's history (a decision and its reason), no change."""
+        with self.transaction() as tx:
             tx.execute("INSERT INTO events SELECT id, ?, state, ? FROM executions WHERE id=?",
                        (time.time(), detail, execution))
 
@@ -173,11 +182,13 @@ class RunStore:
     def add_phase(self, t: float, node: str, rank: int, phase: str, active: bool) -> None:
         self.conn.execute("INSERT INTO phases VALUES (?, ?, ?, ?, ?)",
                           (t, node, rank, phase, int(active)))
+        self.transactions += 1
 
     def add_prediction(self, t: float, node: str, samples: int, accuracy: float | None,
                        period_s: float | None) -> None:
         self.conn.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
                           (t, node, samples, accuracy, period_s))
+        self.transactions += 1
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as tx:
