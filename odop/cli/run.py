@@ -146,7 +146,7 @@ class Wrapper:
         from odop.launch import discover
         from odop.launch.daemons import spawn_daemon
         from odop.launch.failopen import Keeper
-        from odop.launch.startup import storage_diagnosis
+        from odop.launch.startup import diagnosis
 
         env = dict(os.environ, ODOP_RUN=str(self.paths.root), ODOP_SCHEDULER=self.endpoint)
         try:
@@ -158,7 +158,7 @@ class Wrapper:
         if discover.live_agent(self.paths, self.node) is None:  # else started by hand
             self.agent = Keeper("agent",
                                 lambda: spawn_daemon("agent", args, self.paths, self.node),
-                                storage_diagnosis(self.paths))
+                                diagnosis(self.paths, "agent"))
         forward = {s: signal.signal(s, self._forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while (code := self.proc.poll()) is None:

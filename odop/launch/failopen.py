@@ -19,20 +19,29 @@ log = logging.getLogger("odop")
 RESPAWN_EVERY_S = 2.0
 """Shortest time between two respawns of the same daemon (seconds)."""
 MAX_RESPAWNS = 10
+EARLY_S = 5.0
+"""A daemon that exits this soon after its start (seconds) did not start at all."""
+MAX_EARLY = 3
+"""Early exits in a row after which a daemon is started no more."""
+Diagnose = Callable[[int | None, int], "str | None"]
+"""(exit code, early exits in a row) -> why the daemon must not be restarted, or None."""
 
 
 class Keeper:
     """One daemon process and the recipe to start it again."""
 
     def __init__(self, role: str, spawn: Callable[[], subprocess.Popen],
-                 diagnose: Callable[[int | None], str | None] | None = None) -> None:
+                 diagnose: Diagnose | None = None) -> None:
         self.role, self._spawn, self._diagnose = role, spawn, diagnose
         self.proc: subprocess.Popen | None = spawn()
         self.respawns = 0
+        self.early = 0
+        """Exits in a row within EARLY_S of the daemon's start."""
         self._last = time.monotonic()
         self.on_respawn: Callable[[], None] | None = None
         self.gave_up: str | None = None
         """Why the daemon is started no more (a restart would not mend it), once known."""
+        self._counted = False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -44,7 +53,12 @@ class Keeper:
         if self.gave_up is not None:
             return False
         code = self.proc.returncode if self.proc is not None else None
-        why = self._diagnose(code) if self._diagnose is not None else None
+        if not self._counted:
+            self._counted = True
+            failed = code is not None and code > 0  # a signal is someone else's doing
+            self.early = self.early + 1 if failed and time.monotonic() - self._last < EARLY_S \
+                else 0
+        why = self._diagnose(code, self.early) if self._diagnose is not None else None
         if why is not None:
             self.gave_up = why
             log.warning("odop: the %s stopped: %s. It is not started again; the simulation "
@@ -54,6 +68,7 @@ class Keeper:
         if self.respawns >= MAX_RESPAWNS or (not force and now - self._last < RESPAWN_EVERY_S):
             return False
         self._last = now
+        self._counted = False
         self.respawns += 1
         log.warning("odop: %s exited (%s); starting it again (%d)", self.role, code,
                     self.respawns)

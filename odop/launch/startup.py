@@ -19,7 +19,7 @@ from odop.config import Config, config_to_dict
 from odop.errors import OdopError
 from odop.launch import discover
 from odop.launch.daemons import spawn_daemon
-from odop.launch.failopen import Keeper
+from odop.launch.failopen import EARLY_S, MAX_EARLY, Diagnose, Keeper
 from odop.launch.mpi import Comm, node_comm
 from odop.launch.storage import EXIT_STORAGE, describe, no_room
 from odop.paths import RunPaths, new_run_name, runs_folder
@@ -83,6 +83,7 @@ def open_run(run_name: str | None, cfg: Config, node: str, *,
 
 def start_scheduler(paths: RunPaths, node: str, bind: str | None) -> Keeper:
     """Start the run's scheduler from this rank; kept alive by a :class:`Keeper`."""
+    bind = bind or os.environ.get("ODOP_SCHEDULER_BIND") or None  # as the scheduler reads it
     if bind is not None:
         (paths.root / transport.ENDPOINT_FILE).unlink(missing_ok=True)
     state = {"bind": bind}
@@ -91,7 +92,7 @@ def start_scheduler(paths: RunPaths, node: str, bind: str | None) -> Keeper:
         args = ["--bind", state["bind"]] if state["bind"] else []
         return spawn_daemon("scheduler", args, paths, node, [os.sched_getaffinity(0)])
 
-    keeper = Keeper("scheduler", spawn, storage_diagnosis(paths))
+    keeper = Keeper("scheduler", spawn, diagnosis(paths, "scheduler"))
     if bind is not None and bind.startswith("tcp://"):
         found = wait_announced(paths, alive=keeper.alive)
         state["bind"] = "tcp://*:" + found.rsplit(":", 1)[1]  # a restart keeps the port
@@ -106,12 +107,24 @@ def wait_announced(paths: RunPaths, wait_s: float = ANNOUNCE_WAIT_S,
     while (found := transport.announced(paths.root)) is None:
         if alive is not None and not alive():
             raise OdopError(f"the scheduler of run {paths.name} exited before it announced "
-                            f"its endpoint; see {paths.logs}/scheduler-*.log")
+                            f"its endpoint: {last_words(paths, 'scheduler')}")
         if time.monotonic() > end:
             raise OdopError(f"the scheduler of run {paths.name} did not announce its endpoint "
                             f"in {wait_s:.0f}s; see {paths.logs}/scheduler-*.log")
         time.sleep(0.05)
     return found
+
+
+def last_words(paths: RunPaths, role: str) -> str:
+    """The last line of a daemon's log (its error, when it died), and where the log is."""
+    logs = sorted(paths.logs.glob(f"{role}-*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return f"no log in {paths.logs}"
+    try:
+        lines = logs[-1].read_text(errors="replace").strip().splitlines()
+    except OSError as exc:
+        return f"cannot read {logs[-1]}: {exc.strerror}"
+    return f"{lines[-1].strip() if lines else '(empty)'} (see {logs[-1]})"
 
 
 def node_ranks(comm: Comm | None, rank: int) -> tuple[Comm | None, list[dict[str, Any]]]:
@@ -162,13 +175,17 @@ def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
             "--connect", endpoint]
     masks = [set(r["cores"]) for r in ranks]
     return Keeper("agent", lambda: spawn_daemon("agent", args, paths, node, masks),
-                  storage_diagnosis(paths))
+                  diagnosis(paths, "agent"))
 
 
-def storage_diagnosis(paths: RunPaths) -> Callable[[int | None], str | None]:
-    """For a Keeper: why a daemon that exited with ``code`` must not be restarted."""
-    def diagnose(code: int | None) -> str | None:
+def diagnosis(paths: RunPaths, role: str) -> Diagnose:
+    """For a Keeper: why a daemon that exited must not be restarted (a full or read-only
+    run folder, or a daemon that keeps dying at its start), with the cause in words."""
+    def diagnose(code: int | None, early: int) -> str | None:
         if code == EXIT_STORAGE or (code and no_room(paths.root)):
             return f"it cannot write the run folder ({describe(paths.root)})"
+        if early >= MAX_EARLY:
+            return (f"it exited {early} times in a row within {EARLY_S:.0f} s of its start "
+                    f"(last status {code}): {last_words(paths, role)}")
         return None
     return diagnose

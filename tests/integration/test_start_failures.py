@@ -149,3 +149,19 @@ def test_full_run_folder_is_said_once_and_the_simulation_runs_on(tmp_path: Path)
     assert said == 1, proc.stderr
     account = out["summary"]["account"]
     assert account["submitted"] + account["journalled"] + account["unwritten"] == 80, account
+
+
+def test_a_port_in_use_disables_odop_with_the_cause(tmp_path: Path, odop_home: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = _run(tmp_path, odop_home, ODOP_SCHEDULER_BIND=f"tcp://127.0.0.1:{port}")
+    assert proc.returncode == 0, proc.stderr
+    out = _last(proc)
+    assert out["checksum"] == pytest.approx(expected_checksum()) and not out["started"]
+    assert proc.stderr.count("odop: disabled on every rank") == 1, proc.stderr
+    assert "exited before it announced its endpoint" in out["summary"]["disabled"]
+    assert "Address already in use" in out["summary"]["disabled"], out["summary"]
