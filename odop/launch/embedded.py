@@ -325,7 +325,7 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     if rt.rank == 0:
         summary = _drain(rt, timeout_s if timeout_s is not None else rt.config.drain_timeout_s)
     # meanwhile every rank resends what is unconfirmed (to a restarted scheduler too)
-    barrier(rt.comm, on_wait=lambda: (_tend_agents(rt), rt.client.pump()))
+    barrier(rt.comm, on_wait=lambda: _keep_up(rt))
     kept = _unacked(rt)  # after the drain: what no scheduler took stays in the journal
     every = rt.comm.gather(kept, root=0) if rt.comm is not None else [kept]
     if rt.rank == 0:
@@ -375,6 +375,12 @@ def _drain(rt: Runtime, timeout_s: float | None) -> dict[str, Any]:
             return {"drained": False, "done": None, "failed": None}
         if not rt.scheduler.check(force=True):
             return {"drained": False, "done": None, "failed": None}
+
+
+def _keep_up(rt: Runtime) -> None:
+    """A rank's turn while rank 0 drains: its agent alive, its unconfirmed resent."""
+    _tend_agents(rt)
+    rt.client.pump()
 
 
 def _tend_agents(rt: Runtime) -> bool:
