@@ -15,75 +15,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from odop.protocol import MsgType
 
 
 def _runtime() -> Any:
-    from odop.launch import embedded
+    from odop.launch.embedded import current
 
-    return getattr(embedded, "_runtime", None)
-
-
-@dataclass
-class PhaseTimes:
-    """How long each phase usually lasts, by key: the instances begun and not ended yet,
-    and each key's duration smoothed over its instances (seconds; the newest weighs half).
-    A rank keys by phase name, the scheduler by (node, rank, phase)."""
-
-    began: dict[Hashable, float] = field(default_factory=dict)
-    typical_s: dict[Hashable, float] = field(default_factory=dict)
-
-    def begin(self, key: Hashable, now: float) -> None:
-        self.began[key] = now
-
-    def end(self, key: Hashable, now: float) -> None:
-        began = self.began.pop(key, None)
-        if began is not None:
-            last = self.typical_s.get(key)
-            lasted = now - began
-            self.typical_s[key] = lasted if last is None else 0.5 * last + 0.5 * lasted
-
-
-@dataclass
-class PhaseGate:
-    """Which of one rank's phase marks are sent: every mark of a phase that may last long
-    enough to lend cores, at most one enter/leave pair per ``every_s`` of the others."""
-
-    min_lend_s: float
-    every_s: float = 1.0
-    times: PhaseTimes = field(default_factory=PhaseTimes)
-    sent_at: dict[str, float] = field(default_factory=dict)
-    quiet: set[str] = field(default_factory=set)
-    """Phases whose current instance is not being sent."""
-
-    def enter(self, phase: str, now: float) -> bool:
-        """A phase begins; True when its mark is to be sent."""
-        self.times.begin(phase, now)
-        short = self.times.typical_s.get(phase, self.min_lend_s) < self.min_lend_s
-        if short and now - self.sent_at.get(phase, -self.every_s) < self.every_s:
-            self.quiet.add(phase)
-            return False
-        self.quiet.discard(phase)
-        self.sent_at[phase] = now
-        return True
-
-    def leave(self, phase: str, now: float) -> bool:
-        """A phase ends; True when its mark is to be sent (its entry was)."""
-        self.times.end(phase, now)
-        if phase in self.quiet:
-            self.quiet.discard(phase)
-            return False
-        return True
+    return current()
 
 
 def mark(phase: str, active: bool) -> None:
     """Tell the scheduler this rank enters (``active``) or leaves ``phase`` (unless the
-    rank's :class:`PhaseGate` holds the mark back); never blocks."""
+    rank's :class:`odop.phasegate.PhaseGate` holds the mark back); never blocks."""
     rt = _runtime()
     if rt is None:
         return

@@ -33,7 +33,7 @@ from odop.launch.failopen import Keeper, Watchdog
 from odop.launch.journal import Journal
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
-from odop.phases import PhaseGate
+from odop.phasegate import PhaseGate
 from odop.protocol import MsgType, make, new_id, transport
 from odop.tasks import registry
 
@@ -59,13 +59,18 @@ class Runtime:
     keepers: list[Keeper] = field(default_factory=list)
     scheduler: Keeper | None = None
     gate: PhaseGate = field(init=False)
-    """Which phase marks this rank sends (odop/phases.py)."""
+    """Which phase marks this rank sends (odop/phasegate.py)."""
 
     def __post_init__(self) -> None:
         self.gate = PhaseGate(self.config.phase_min_lend_s)
 
 
 _runtime: Runtime | None = None
+
+
+def current() -> Runtime | None:
+    """This rank's runtime between start() and stop(), else None (also when disabled)."""
+    return _runtime
 
 
 def node_name() -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from odop.phases import PhaseTimes
+from odop.phasegate import PhaseTimes
 from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
 from odop.store.states import ExecState

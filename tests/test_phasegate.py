@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from odop.phases import PhaseGate
+from odop.phasegate import PhaseGate
 
 
 def run(gate: PhaseGate, phase: str, start: float, seconds: float) -> tuple[bool, bool]:
