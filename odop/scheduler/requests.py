@@ -69,7 +69,8 @@ class ClientRequests(ServiceParts):
                           "power_w": n.power_w} for n in self.decider.nodes.values()}
         body = {"counts": self.store.counts(), "nodes": nodes, "invalid": self.invalid,
                 "sim_running": self.decider.sim_running, "held": len(self.holds.held),
-                "energy": self.energy.status(time.time())}
+                "energy": self.energy.status(time.time()),
+                "transactions": self.store.transactions}
         self._send(ident, MsgType.REPLY, ref=msg["id"], body=body)
 
     def _on_sim_end(self, ident: bytes, msg: Any) -> None:
