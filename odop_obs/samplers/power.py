@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from odop_obs.power import NvmlPower, RaplSource, UtilisationModel
+from odop_obs.power import NvmlPower, RaplSource, ReplayPower, UtilisationModel
 from odop_obs.power.base import DOMAINS, PowerSource
+from odop_obs.power.replay import ENV
 from odop_obs.samplers.base import Sampler
 
 
 def default_sources() -> list[PowerSource]:
-    """RAPL, then NVML, then the utilisation model: measurements before estimates."""
+    """RAPL, then NVML, then the utilisation model: measurements before estimates; only
+    the trace named by ``ODOP_POWER_TRACE`` when it is set (see odop_obs.power.replay)."""
+    trace = os.environ.get(ENV)
+    if trace:
+        return [ReplayPower(trace)]
     return [RaplSource(), NvmlPower(), UtilisationModel()]
 
 
