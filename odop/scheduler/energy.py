@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from odop.energy.errors import EnergyError
-from odop.energy.forecast import Forecast
+from odop.energy.forecast import Forecast, cumulative, integral_to
 from odop.energy.planner import J_PER_KWH
 from odop.energy.policy import (
     DEFAULT_SCALING,
@@ -81,6 +81,7 @@ class EnergyPolicy:
         self._capacity_key: tuple | None = None
         self._capacity: np.ndarray | float = math.inf
         self._answers: dict[Any, tuple[_View, float | None]] = {}
+        self._cum: tuple[_View | None, dict[str, np.ndarray]] = (None, {})
         self._caps: dict[float, PowerCapController] = {}
         self._capped: dict[str, set[str]] = {}
         self._last_cap: dict[str, float] = {}
@@ -168,6 +169,10 @@ class EnergyPolicy:
         ``hold_after_sim`` is set: waiting would keep the whole allocation powered.
         Pass ``execution``: it keys the plan and the answers kept per forecast slot.
         """
+        seen = self._answers.get(execution) if execution is not None else None
+        if seen is not None and sim_running and seen[0] is self._read(now) \
+                and (seen[1] is None or seen[1] > now):
+            return seen[1]  # a threshold answer, same forecast slot: the same answer
         bound = self._bound(spec, now=now, submitted_at=submitted_at, deadline=deadline,
                             expected_s=expected_s, sim_running=sim_running)
         if bound is None:
@@ -176,12 +181,21 @@ class EnergyPolicy:
         key = execution or (task, submitted_at, deadline, expected_s)
         if self._deferrable(spec, duration, end_by):
             self._enlist(key, spec, now, duration, end_by, expected_j)
-            until = self.planned(key, now)
-        else:
-            until = self._threshold_hold(execution, spec, view, now, duration)
+            return self._clamp(self.planned(key, now), now, end_by - duration)
+        until = None if self._allowed(spec, view, now, duration) else view.slot_end
+        until = self._clamp(until, now, end_by - duration)
+        if execution is not None:
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers = {k: v for k, v in self._answers.items() if v[0] is view}
+            self._answers[execution] = (view, until)
+        return until
+
+    @staticmethod
+    def _clamp(until: float | None, now: float, latest: float) -> float | None:
+        """``until``, never past the latest start; None when that is now or past."""
         if until is None:
             return None
-        until = min(until, end_by - duration)
+        until = min(until, latest)
         return until if until > now else None
 
     def enlist(self, task: str, spec: Mapping[str, Any], *, now: float, submitted_at: float,
@@ -189,6 +203,8 @@ class EnergyPolicy:
                execution: str, sim_running: bool = True) -> None:
         """Tell the planner of a waiting deferrable execution without planning yet (the
         scheduler enlists a cycle's arrivals first, so that they share one re-plan)."""
+        if execution in self.planner.jobs or not (spec.get("energy") or {}).get("deferrable"):
+            return
         bound = self._bound(spec, now=now, submitted_at=submitted_at, deadline=deadline,
                             expected_s=expected_s, sim_running=sim_running)
         if bound is not None and self._deferrable(spec, bound[1], bound[2]):
@@ -282,21 +298,6 @@ class EnergyPolicy:
         """Deferral plans made so far: a change tells held executions to look again."""
         return self.planner.replans
 
-    def _threshold_hold(self, key: str | None, spec: Mapping[str, Any], view: _View,
-                        now: float, duration: float) -> float | None:
-        """The next slot while the task's threshold is not met; an execution's answer is
-        kept for the view."""
-        seen = self._answers.get(key) if key is not None else None
-        if seen is not None and seen[0] is view and (seen[1] is None or seen[1] > now):
-            return seen[1]
-        until = None if self._allowed(spec, view, now, duration) else view.slot_end
-        if key is None:
-            return until
-        if len(self._answers) >= MAX_ANSWERS:
-            self._answers = {k: v for k, v in self._answers.items() if v[0] is view}
-        self._answers[key] = (view, until)
-        return until
-
     def _end_by(self, energy: Mapping[str, Any], submitted_at: float, deadline: float | None,
                 duration: float) -> float:
         end_by = math.inf if deadline is None else float(deadline)
@@ -319,16 +320,26 @@ class EnergyPolicy:
         end = now + max(duration, 1.0)
         fc = view.forecast
         if price_cap is not None and fc.has("price") \
-                and fc.mean_over(now, end, "price") > price_cap:
+                and self._mean(view, now, end, "price") > price_cap:
             return False
-        carbon = fc.mean_over(now, end, "carbon") if fc.has("carbon") else None
+        carbon = self._mean(view, now, end, "carbon") if fc.has("carbon") else None
         if isinstance(carbon_cap, (int, float)):
             return carbon is None or carbon <= carbon_cap
         level = view.level if view.classifier is None else view.classifier.level(
-            fc.mean_over(now, end, self.kind))
+            self._mean(view, now, end, self.kind))
         if isinstance(carbon_cap, str):
             return level <= parse_level(carbon_cap, "energy.carbon_threshold")
         return self.thresholds.allows(int(spec.get("priority", 0)), level)
+
+    def _mean(self, view: _View, t0: float, t1: float, kind: str) -> float:
+        """Mean of the view's ``kind`` signal over [t0, t1] (cumulative sums kept per view)."""
+        if self._cum[0] is not view:
+            self._cum = (view, {})
+        cum = self._cum[1].get(kind)
+        if cum is None:
+            cum = self._cum[1][kind] = cumulative(view.forecast, kind)
+        ends = integral_to(view.forecast, np.array([t0, t1]), cum, kind)
+        return float(ends[1] - ends[0]) / (t1 - t0)
 
     # -- concurrency ----------------------------------------------------------------------
     def concurrency(self, capacity: int, *, now: float, sim_running: bool = True) -> int:
