@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from odop.engine.engine import Engine, Exit
-from odop.engine.forkserver import PROBE_HEAVY, probe_code
+from odop.engine.zygote import PROBE_HEAVY, probe_code
 
 LIGHT = '''
 import json, os
@@ -76,18 +76,34 @@ def test_a_crashing_task_does_not_hurt_the_server(engine: Engine, tmp_path: Path
     assert result.signal == signal.SIGSEGV and "SIGSEGV" in result.reason
     out = tmp_path / "after.json"
     assert run_one(engine, "c2", f"{tmp_path}/light.py:where", {"out": str(out)}).exit_code == 0
-    assert engine.server is server and json.loads(out.read_text())["parent"] == server.pid
+    assert engine.server is server and served_by(json.loads(out.read_text())) == server.pid
 
 
-def test_light_modules_are_imported_once_in_the_server(engine: Engine, tmp_path: Path) -> None:
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def served_by(info: dict) -> int:
+    """The fork server behind a task: its parent, or its parent's parent (a zygote's)."""
+    parent = info["parent"]
+    return parent if "forkserver" in Path(f"/proc/{parent}/cmdline").read_text() \
+        else parent_of(parent)
+
+
+def test_light_modules_are_imported_once_in_their_zygote(engine: Engine,
+                                                         tmp_path: Path) -> None:
     assert engine.server is not None
     infos = []
     for i in range(4):
         out = tmp_path / f"w{i}.json"
         run_one(engine, f"w{i}", f"{tmp_path}/light.py:where", {"out": str(out)})
         infos.append(json.loads(out.read_text()))
-        time.sleep(0.2)  # let the probe finish and the server import the module
-    assert infos[-1]["imported_by"] == engine.server.pid != infos[-1]["me"]
+        time.sleep(0.2)  # let the zygote import the module
+    last = infos[-1]
+    assert last["imported_by"] == last["parent"] != last["me"]  # the zygote
+    assert parent_of(last["parent"]) == engine.server.pid
+    assert infos[-2]["imported_by"] == last["imported_by"]  # one zygote serves them all
 
 
 def test_thread_pool_modules_serve_one_thread_tasks_from_the_server(engine: Engine,
@@ -99,19 +115,22 @@ def test_thread_pool_modules_serve_one_thread_tasks_from_the_server(engine: Engi
         result = run_one(engine, f"h{i}", f"{tmp_path}/heavy.py:where", {"out": str(out)})
         assert result.exit_code == 0, (tmp_path / f"run/tasks/h{i}/stderr").read_text()
         infos.append(json.loads(out.read_text()))
-        time.sleep(0.3)  # let the probe finish and the server import the module
+        time.sleep(0.3)  # let the zygote import the module
     assert infos[0]["imported_by"] == infos[0]["me"] and infos[0]["omp"] == "1"
-    assert infos[-1]["imported_by"] == engine.server.pid  # numpy, sized to one thread
-    assert len(os.listdir(f"/proc/{engine.server.pid}/task")) == 1
-    assert "openblas" in Path(f"/proc/{engine.server.pid}/maps").read_text()
-    if len(os.sched_getaffinity(0)) >= 2:  # two threads: a fresh interpreter sizes the pool
+    zygote = infos[-1]["imported_by"]
+    assert zygote == infos[-1]["parent"] and parent_of(zygote) == engine.server.pid
+    assert len(os.listdir(f"/proc/{zygote}/task")) == 1  # numpy, sized to one thread
+    assert "openblas" in Path(f"/proc/{zygote}/maps").read_text()
+    assert "openblas" not in Path(f"/proc/{engine.server.pid}/maps").read_text()
+    if len(os.sched_getaffinity(0)) >= 2:  # two threads: forked from the server, which
+        # has no pool, and imports numpy itself under its own thread variables
         out = tmp_path / "two.json"
         result = run_one(engine, "h2c", f"{tmp_path}/heavy.py:where", {"out": str(out)},
                          cores=[0, 1])
         assert result.exit_code == 0, (tmp_path / "run/tasks/h2c/stderr").read_text()
         info = json.loads(out.read_text())
         assert info["imported_by"] == info["me"] and info["omp"] == "2"
-        assert info["parent"] != engine.server.pid
+        assert info["parent"] == engine.server.pid
 
 
 def test_modules_that_start_threads_are_imported_by_each_task(engine: Engine,
@@ -145,7 +164,7 @@ def test_server_death_loses_its_tasks_and_restarts(engine: Engine, tmp_path: Pat
     assert json.loads(out.read_text())["parent"] == os.getpid()
     assert engine.server.wait_ready()
     run_one(engine, "d3", f"{tmp_path}/light.py:where", {"out": str(out)})
-    assert json.loads(out.read_text())["parent"] == engine.server.pid
+    assert served_by(json.loads(out.read_text())) == engine.server.pid
     time.sleep(0.1)
     assert not os.path.exists(f"/proc/{proc.pid}") or _zombie(proc.pid)
 
@@ -201,7 +220,9 @@ def test_a_request_larger_than_the_read_buffer_still_starts(engine: Engine,
 def test_a_warmed_module_serves_even_the_first_task(engine: Engine, tmp_path: Path) -> None:
     assert engine.server is not None
     engine.warm([f"{tmp_path}/light.py:where"])
-    time.sleep(2.0)  # the probe child (idle priority), then the server's own import
+    time.sleep(2.0)  # the zygote imports it (idle priority)
     out = tmp_path / "first.json"
     run_one(engine, "f1", f"{tmp_path}/light.py:where", {"out": str(out)})
-    assert json.loads(out.read_text())["imported_by"] == engine.server.pid
+    info = json.loads(out.read_text())
+    assert info["imported_by"] == info["parent"] != info["me"]
+    assert parent_of(info["parent"]) == engine.server.pid

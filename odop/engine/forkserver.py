@@ -1,297 +1,261 @@
-"""The fork server: a single-threaded helper that forks one child per Python task.
+"""The fork server: a single-threaded helper that forks Python tasks, warm.
 
-A fresh interpreter per task costs ~100 ms and tens of MiB before the task's first line; a
-fork of a process that has already imported odop's worker code (and, once proven harmless,
-the task's own module) costs a millisecond or two. The engine starts this server
-(``python -m odop.engine.forkserver <fd> <engine pid>``) and talks to it over a unix
-socketpair in msgpack maps:
+A fresh interpreter per task costs ~100 ms and tens of MiB before the task's first line,
+plus its imports (numpy: ~70 ms more); a fork of a process that has imported them already
+costs a millisecond or two. The engine starts this server (``python -m
+odop.engine.forkserver <fd> <engine pid>``), which has imported odop's worker code and
+nothing of the tasks, and talks to it over a unix socketpair in msgpack maps:
 
 engine → server  ``{"op": "start", "execution", "target", "args", "cores", "env", "cwd",
-                   "stdout", "stderr", "cgroup", "rlimit", "drain"}``
-engine → server  ``{"op": "warm", "target"}``: probe (and, if harmless, pre-import) a
-                   declared task's module now, before its first start
+                   "stdout", "stderr", "cgroup", "rlimit", "drain"}``, for a script task
+                   also ``"script"`` (its path), ``"argv"`` (its arguments) and
+                   ``"imports"`` (the modules it imported on its previous runs)
+engine → server  ``{"op": "warm", "target"}``: grow a declared task's zygote now
 server → engine  ``{"op": "ready", "pid"}`` once, then ``{"op": "started", "execution",
                    "pid"}`` or ``{"op": "error", "execution", "error"}`` per start, and
                    ``{"op": "exit", "execution", "pid", "status", "cpu_s", "max_rss_bytes"}``
-                   when a child has been reaped (status as from ``wait``; seconds, bytes).
+                   (status as from ``wait``; seconds, bytes; a script's exit adds
+                   ``"imports"``, the modules it imported that are worth pre-importing)
 
-Isolation: each child gets its own session, its grant as affinity, the worker's lowering
-(odop.engine.worker.prepare) and its stdio on the execution's files before user code runs;
-it ends with ``os._exit`` so nothing of the server's state runs twice. A child that crashes
-or exits early only ends itself. The server dies with the engine (parent-death signal),
-and its children die with it.
+Zygotes (odop.engine.zygote): per task module, and per script with its learned imports,
+the server forks a child that imports them once and then forks that task's executions.
+The server routes each start to its zygote when the zygote is up and still current: the
+module's file unchanged since its import (else it retires, finishing its running tasks,
+and a new one grows), a script's learned imports all among its own, and the task asking
+one thread where the zygote mapped a thread-pool library (sized to one thread there).
+Every other start — the zygote still importing, its imports failed or started threads,
+or the task wants more threads — is forked from the server itself, where the child
+imports what it needs under its own thread variables. A zygote's exits and replies are
+relayed; a zygote that dies has its started tasks reported killed (they die with it) and
+its pending starts refused (the engine starts those afresh).
 
-Task modules are pre-imported in the server only when a probe child has shown that
-importing them starts no thread: a multi-threaded process must not fork. Thread-pool
-libraries (OpenBLAS, OpenMP, MKL, TBB) size their pools from the environment when they
-load, so the server runs with every thread variable at 1: a module that maps one (numpy,
-for one) but starts no thread is pre-imported too, and serves every task that runs one
-thread (most: a one-core grant). Once such a library is loaded, a task granted more
-threads is refused (the engine then starts it in a fresh interpreter, where its pools get
-its grant); a module that starts threads even so is imported by each child instead.
+Isolation: each task child gets its own session, its grant, the worker's lowering and
+its stdio on the execution's files before user code runs (odop.engine.forkloop). A child
+that crashes or exits early only ends itself. The server dies with the engine
+(parent-death signal), its zygotes with it, and every task with its parent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import socket
 import sys
-import traceback
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
+from odop.engine import zygote as _zygote
+from odop.engine.forkloop import READ_BUFFER_BYTES, RECV_BYTES, Loop, threads_wanted
 from odop.engine.spawn import thread_env
-from odop.engine.worker import EXIT_SETUP, call, lower_priority, prepare
-from odop.memory import trim_heap
 from odop.procs import die_with_parent
-from odop.tasks.target import load_callable, split_target
+from odop.tasks.target import split_target
 
-POOL_LIBRARIES = (b"openblas", b"libgomp", b"libiomp", b"libomp", b"mkl_", b"libtbb")
-"""Shared-library name parts of thread pools that size themselves from the environment."""
-PROBE_LIGHT, PROBE_HEAVY, PROBE_POOLS = 0, 1, 3
-"""Probe exit codes: imports cleanly; starts threads; maps a thread pool but starts none."""
-RECV_BYTES = 1 << 14
-"""Most bytes read from the socket at once: a quarter of the unpacker's buffer, so that a
-read with a partial request left over never makes the buffer grow (a grown buffer of a
-few hundred KiB is mapped, freed, then kept on the heap by glibc's moving mmap
-threshold: a lasting step in the server's memory)."""
-READ_BUFFER_BYTES = 1 << 16
-"""Initial size of the request unpacker's buffer (bytes; it grows for a larger request).
-msgpack's default, 1 MiB, is touched a page further by each start until it has wrapped
-once: about 1 MiB more resident memory over the first few thousand starts."""
+__all__ = ["READ_BUFFER_BYTES", "Server", "main"]
 
 
-def threads_now() -> int:
-    return len(os.listdir("/proc/self/task"))
+@dataclass
+class Zy:
+    """The server's view of one zygote."""
+
+    key: str
+    pid: int
+    sock: socket.socket
+    what: dict[str, Any]
+    unpacker: Any = field(default_factory=lambda: msgpack.Unpacker(read_size=1 << 16))
+    state: str = "importing"  # then "ready"; "retired" once told to go
+    stamp: tuple[int, int, int] | None = None
+    file: str | None = None
+    pools: bool = False
+    pending: set[str] = field(default_factory=set)
+    started: dict[str, int] = field(default_factory=dict)
 
 
-def pools_mapped() -> bool:
-    """True if this process has mapped a thread-pool library."""
-    with open("/proc/self/maps", "rb") as fh:
-        maps = fh.read()
-    return any(name in maps for name in POOL_LIBRARIES)
+def file_stamp(path: str | None) -> tuple[int, int, int] | None:
+    """(mtime ns, size, inode) of ``path``; None when there is none."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
-def probe_code() -> int:
-    """What importing the module did to this process (a PROBE_* code)."""
-    if threads_now() > 1:
-        return PROBE_HEAVY
-    return PROBE_POOLS if pools_mapped() else PROBE_LIGHT
-
-
-class Server:
-    """The server's loop: requests in, forks out, exits reported back."""
+class Server(Loop):
+    """Routes starts to zygotes, grows and retires them, relays what they report."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.unpacker = msgpack.Unpacker(read_size=READ_BUFFER_BYTES)
-        self.children: dict[int, str] = {}  # pid -> execution
-        self.probes: dict[int, tuple[str, str]] = {}  # pid -> (module key, target)
-        self.known: dict[str, str] = {}  # module key -> "probing" | "warm" | "cold"
-        self.one_thread = False
-        """A thread-pool library is loaded here, sized to one thread."""
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        super().__init__(sock)
+        self.zygotes: dict[str, Zy] = {}  # key -> the current zygote
+        self.by_pid: dict[int, Zy] = {}  # every zygote alive, retired ones too
+        self.cold: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
+        """key -> (file stamp, reason): no zygote until the file changes."""
 
-    def serve(self) -> None:
-        """Serve until the engine closes its end of the socket."""
-        signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self.send({"op": "ready", "pid": os.getpid()})
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        poller.register(self.wake_r, select.POLLIN)
-        while True:
-            for fd, _ in poller.poll():
-                if fd == self.wake_r:
-                    _drain(self.wake_r)
-                elif not self.receive():
-                    return
-            self.reap()
-            trim_heap()  # at most once a minute
-
-    def receive(self) -> bool:
-        data = self.sock.recv(RECV_BYTES)
-        if not data:
-            return False
-        self.unpacker.feed(data)
-        for msg in self.unpacker:
-            if not isinstance(msg, dict):
-                continue
-            if msg.get("op") == "start":
-                self.start(msg)
-            elif msg.get("op") == "warm" and isinstance(msg.get("target"), str):
-                with contextlib.suppress(Exception):  # a bad target fails at its start
-                    self.warm_up(msg["target"])
-        return True
-
-    def send(self, msg: Mapping[str, Any]) -> None:
-        self.sock.sendall(msgpack.packb(dict(msg)))
+    def handle(self, msg: dict[str, Any]) -> None:
+        if msg.get("op") == "start":
+            self.start(msg)
+        elif msg.get("op") == "warm" and isinstance(msg.get("target"), str):
+            with contextlib.suppress(Exception):  # a bad target fails at its start
+                self.current(*_key(msg))
 
     def start(self, msg: dict[str, Any]) -> None:
-        execution = str(msg.get("execution", ""))
-        if self.one_thread and _threads_wanted(msg) > 1:
-            self.send({"op": "error", "execution": execution,
-                       "error": "it wants more than one thread: a fresh interpreter sizes "
-                                "its thread pools to its grant"})
-            return
-        try:
-            self.warm_up(str(msg["target"]))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-            pid = os.fork()
-        except Exception as exc:
-            self.send({"op": "error", "execution": execution, "error": f"{exc}"})
-            return
-        if pid == 0:
-            os.close(ready_r)
-            self.become_task(msg, ready_w)
-        os.close(ready_w)
-        self.children[pid] = execution
-        _wait_ready(ready_r)
-        self.send({"op": "started", "execution": execution, "pid": pid})
+        try:  # a script that has taught nothing yet gets no zygote: forked from here
+            zy = self.current(*_key(msg)) if msg.get("imports") or not msg.get("script") \
+                else None
+        except Exception:  # a bad target: its child says why
+            zy = None
+        if zy is not None and zy.state == "ready" and not (zy.pools and threads_wanted(msg) > 1):
+            execution = str(msg.get("execution", ""))
+            try:
+                zy.sock.sendall(msgpack.packb(msg))
+            except OSError:
+                pass  # gone: its death is being reported; this one starts here
+            else:
+                zy.pending.add(execution)
+                return
+        self.fork_task(msg)
 
-    def warm_up(self, target: str) -> None:
-        """Probe a module the first time it is named (in a child, so the server stays safe)."""
-        key = split_target(target)[0]
-        if key in self.known:
-            return
-        self.known[key] = "probing"
+    def current(self, key: str, what: dict[str, Any]) -> Zy | None:
+        """The zygote for ``key``, grown now if there is none (None when it cannot be)."""
+        zy = self.zygotes.get(key)
+        if zy is not None and self._stale(zy, what):
+            self.retire(zy)
+            zy = None
+        if zy is None and not self._cold(key, what):
+            zy = self.grow(key, what)
+        return zy
+
+    def _stale(self, zy: Zy, what: dict[str, Any]) -> bool:
+        if zy.state == "ready" and zy.file and file_stamp(zy.file) != zy.stamp:
+            return True
+        return not set(what.get("imports") or ()) <= set(zy.what.get("imports") or ())
+
+    def _cold(self, key: str, what: dict[str, Any]) -> bool:
+        entry = self.cold.get(key)
+        if entry is None:
+            return False
+        if entry[0] != file_stamp(what.get("file")):  # changed: worth another try
+            del self.cold[key]
+            return False
+        return True
+
+    def grow(self, key: str, what: dict[str, Any]) -> Zy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
-            self._probe(target)
-        self.probes[pid] = (key, target)
+            ours.close()
+            self.detach()
+            _zygote.grow(theirs, what, os.getppid())
+        theirs.close()
+        ours.setblocking(False)
+        zy = Zy(key, pid, ours, what)
+        self.zygotes[key] = self.by_pid[pid] = zy
+        self.others[ours.fileno()] = lambda: self.on_zygote(zy)
+        return zy
 
-    def _probe(self, target: str) -> None:
-        code = 2
-        try:
-            self._detach()
-            fd = os.open(os.devnull, os.O_RDWR)
-            for std in (0, 1, 2):
-                os.dup2(fd, std)
-            die_with_parent(0, signal.SIGKILL)
-            os.setsid()  # its own autogroup, niced: idle against every rank's session too
-            lower_priority()  # only on CPU time nobody else wants: it must not slow the ranks
-            load_callable(target)
-            code = probe_code()
-        finally:
-            os._exit(code)
+    def retire(self, zy: Zy) -> None:
+        """Take no more starts to ``zy``; it exits after its last task."""
+        if self.zygotes.get(zy.key) is zy:
+            del self.zygotes[zy.key]
+        zy.state = "retired"
+        with contextlib.suppress(OSError):
+            zy.sock.sendall(msgpack.packb({"op": "retire"}))
 
-    def become_task(self, msg: Mapping[str, Any], ready: int) -> None:
-        """In the child: set up, tell the server (so its pid is a process group pinned to
-        the grant before anyone signals or re-pins it; told before the lowering, so a busy
-        node's SCHED_IDLE never stalls the server), run the task, never return."""
-        code = EXIT_SETUP
-        try:
-            try:
-                self._detach()
-                die_with_parent(os.getppid(), signal.SIGKILL)  # before anyone can pause it
-                _setup_child(msg)
-                os.close(ready)  # EOF either way: set up, or failed trying
-                prepare({"parent": os.getppid(), "rlimit": msg.get("rlimit"),
-                         "cgroup": msg.get("cgroup"), "drain": msg.get("drain")})
-            except BaseException:
-                traceback.print_exc()
-                raise
-            code = call(str(msg["target"]), msg.get("args") or {})
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(BaseException):  # nothing left to tell
-                    stream.flush()
-            os._exit(code)
+    def detach(self) -> None:
+        super().detach()
+        for zy in self.by_pid.values():
+            zy.sock.close()
 
-    def _detach(self) -> None:
-        """In a fresh child: forget the server's signal wiring and sockets."""
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        self.sock.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
-
-    def reap(self) -> None:
+    def on_zygote(self, zy: Zy) -> None:
+        """Read what ``zy`` sent: its ``up``, and replies and exits to relay."""
         while True:
             try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid in self.probes:
-                self._probed(pid, status)
-                continue
-            execution = self.children.pop(pid, None)
-            if execution is not None:
-                self.send({"op": "exit", "execution": execution, "pid": pid, "status": status,
-                           "cpu_s": usage.ru_utime + usage.ru_stime,
-                           "max_rss_bytes": usage.ru_maxrss * 1024})
+                data = zy.sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.others.pop(zy.sock.fileno(), None)
+                break
+            zy.unpacker.feed(data)
+        for msg in zy.unpacker:
+            if isinstance(msg, dict):
+                self._from_zygote(zy, msg)
 
-    def _probed(self, pid: int, status: int) -> None:
-        key, target = self.probes.pop(pid)
-        code = os.waitstatus_to_exitcode(status)
-        self.known[key] = "cold"
-        if code in (PROBE_LIGHT, PROBE_POOLS):
-            try:
-                load_callable(target)
-            except BaseException:  # noqa: S110 (the children will import it and say why)
-                return
-            self.known[key] = "warm"
-            self.one_thread = self.one_thread or pools_mapped()
+    def _from_zygote(self, zy: Zy, msg: dict[str, Any]) -> None:
+        op, execution = msg.get("op"), str(msg.get("execution", ""))
+        if op == "up":
+            self._up(zy, msg)
+            return
+        if op == "started":
+            zy.pending.discard(execution)
+            zy.started[execution] = int(msg["pid"])
+        elif op == "error":
+            zy.pending.discard(execution)
+        elif op == "exit":
+            zy.started.pop(execution, None)
+        self.send(msg)
+
+    def _up(self, zy: Zy, msg: dict[str, Any]) -> None:
+        if not msg.get("ok"):
+            self.cold[zy.key] = (file_stamp(zy.what.get("file")), str(msg.get("reason")))
+            if self.zygotes.get(zy.key) is zy:
+                del self.zygotes[zy.key]
+            return
+        if zy.state == "importing":
+            zy.state = "ready"
+        zy.file = msg.get("file") or zy.what.get("file")
+        zy.stamp = file_stamp(zy.file)
+        zy.pools = bool(msg.get("pools"))
+
+    def reaped(self, pid: int, status: int, usage: Any) -> None:
+        zy = self.by_pid.pop(pid, None)
+        if zy is None:
+            super().reaped(pid, status, usage)
+            return
+        if zy.sock.fileno() in self.others:
+            self.on_zygote(zy)  # what it sent before it ended
+        self.others.pop(zy.sock.fileno(), None)
+        zy.sock.close()
+        if self.zygotes.get(zy.key) is zy:
+            del self.zygotes[zy.key]
+            self.cold.setdefault(zy.key, (file_stamp(zy.what.get("file")), "its zygote died"))
+        for execution in zy.pending:
+            self.send({"op": "error", "execution": execution, "error": "its zygote died"})
+        for execution, child in zy.started.items():
+            self.send({"op": "exit", "execution": execution, "pid": child,
+                       "status": signal.SIGKILL, "cpu_s": 0.0, "max_rss_bytes": 0})
 
 
-def _setup_child(msg: Mapping[str, Any]) -> None:
-    """Session, affinity, stdio, folder and environment (the lowering follows)."""
-    os.setsid()
-    os.sched_setaffinity(0, [int(c) for c in msg["cores"]])
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(msg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    err = os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    for fd, std in ((null, 0), (out, 1), (err, 2)):
-        os.dup2(fd, std)
-        os.close(fd)
-    os.chdir(msg["cwd"])
-    os.environ.clear()
-    os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
-    sys.argv = [str(msg["target"])]
-
-
-def _threads_wanted(msg: Mapping[str, Any]) -> int:
-    """The thread count the engine gave a task (its OMP_NUM_THREADS; 1 if unset or bad)."""
-    try:
-        return int((msg.get("env") or {}).get("OMP_NUM_THREADS", 1))
-    except (TypeError, ValueError):
-        return 1
-
-
-def _wait_ready(fd: int, timeout_s: float = 5.0) -> None:
-    """Wait until a new child has closed its end of the ready pipe (seconds)."""
-    try:
-        select.select([fd], [], [], timeout_s)
-    finally:
-        os.close(fd)
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
+def _key(msg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The zygote a start (or warm) request belongs to, and what that zygote imports."""
+    if msg.get("script"):
+        path = os.path.join(str(msg.get("cwd") or "."), str(msg["script"]))
+        imports = sorted(str(m) for m in msg.get("imports") or ())
+        return f"script:{os.path.realpath(path)}", {"script": path, "imports": imports,
+                                                    "cwd": msg.get("cwd"), "file": path}
+    target = str(msg["target"])
+    where = split_target(target)[0]
+    file = os.path.abspath(where) if where.endswith(".py") or os.sep in where else None
+    return where, {"target": target, "file": file}
 
 
 def main(argv: list[str]) -> int:
     """Entry point: ``python -m odop.engine.forkserver <socket fd> <engine pid>``."""
     die_with_parent(int(argv[1]), signal.SIGKILL)
-    os.environ.update(thread_env(1))  # thread pools loaded here start none
+    # thread pools loaded here start none; mpi4py (>= 4) imported here leaves MPI alone
+    os.environ.update(thread_env(1), MPI4PY_RC_INITIALIZE="false")
     sock = socket.socket(fileno=int(argv[0]))
+    server = Server(sock)
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        Server(sock).serve()
+        server.send({"op": "ready", "pid": os.getpid()})
+        server.serve()
     return 0
 
 
