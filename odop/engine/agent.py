@@ -23,6 +23,7 @@ import zmq
 
 from odop.engine.allow import AllowList
 from odop.engine.engine import OUTPUT_MAX_BYTES, Engine, Exit
+from odop.engine.scripts import ScriptBook, profiles_of
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
@@ -49,7 +50,8 @@ class Agent:
                  memory_bound: str = "auto", output_max_bytes: int = OUTPUT_MAX_BYTES) -> None:
         # first: the fork server's start-up (its imports) then overlaps the agent's own
         self.engine = Engine(paths.root, grace_s=grace_s, memory_bound=memory_bound,
-                             output_max_bytes=output_max_bytes)
+                             output_max_bytes=output_max_bytes,
+                             scripts=ScriptBook(profiles_of(paths)))
         from odop_obs import Observer, Recorder
 
         self.paths, self.node, self.interval_s = paths, node, interval_s

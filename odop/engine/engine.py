@@ -25,6 +25,7 @@ from odop.engine.memwatch import MemoryWatch
 from odop.engine.mpi import mpi_argv, threads_per_rank
 from odop.engine.output import CHECK_S, OutputCap
 from odop.engine.process import TaskProcess
+from odop.engine.scripts import ScriptBook, script_argv
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
 from odop.paths import RunPaths
@@ -56,12 +57,14 @@ class Engine:
     environment says ``ODOP_FORK_SERVER=0``); ``cgroups``: the memory cgroup tree (default:
     detected, v2 then v1; None: none, so memory is sampled); ``memory_bound``: one of
     MEMORY_BOUNDS; ``output_max_bytes``: bytes kept of each task's stdout and of its
-    stderr (odop.engine.output)."""
+    stderr (odop.engine.output); ``scripts``: what Python-script tasks taught it (their
+    imports, whether they survive a fork: odop.engine.scripts; default: in memory)."""
 
     def __init__(self, run_dir: Path, *, grace_s: float = 5.0, cwd: str | None = None,
                  base_env: Mapping[str, str] | None = None, fork_server: bool | None = None,
                  cgroups: CgroupTree | None | bool = True, memory_bound: str = "auto",
-                 output_max_bytes: int = OUTPUT_MAX_BYTES) -> None:
+                 output_max_bytes: int = OUTPUT_MAX_BYTES,
+                 scripts: ScriptBook | None = None) -> None:
         if memory_bound not in MEMORY_BOUNDS:
             raise ValueError(f"memory_bound {memory_bound!r} is unknown; allowed: "
                              f"{', '.join(MEMORY_BOUNDS)}")
@@ -82,6 +85,8 @@ class Engine:
         self.output_max_bytes = int(output_max_bytes)
         self._outputs: dict[str, OutputCap] = {}
         self._next_output_check = 0.0
+        self.scripts = scripts if scripts is not None else ScriptBook()
+        self._script_runs: dict[str, tuple[str, bool]] = {}  # execution -> (task, forked)
         if fork_server is None:
             fork_server = os.environ.get("ODOP_FORK_SERVER", "1") != "0"
         self._restarts: list[float] = []
@@ -120,6 +125,7 @@ class Engine:
         exits = self._served_exits()  # reports it sent before dying
         for proc in list(self._served.values()):
             proc.signal(signal.SIGKILL)
+            self._script_runs.pop(proc.execution, None)  # not the script's failure
             cut = self._forget(proc)[1]
             exits.append(Exit(proc.execution, None, signal.SIGKILL,
                               proc.reason or "lost: the fork server died", 0.0, 0,
@@ -144,11 +150,16 @@ class Engine:
         rlimit = rlimit_for(memory_max) if memory_max and self.memory_bound == "rlimit" else None
         bounds = {"cgroup": cgroup, "rlimit": rlimit}
         output = OutputCap(folder, self.output_max_bytes)
+        script = self._script(spec, args, env)
         try:
             pid = None
-            if spec["kind"] == "python" and self.server is not None:
-                pid = self._fork(execution, spec, args, cores, env, folder, bounds)
+            if (spec["kind"] == "python" or (script or {}).get("script")) \
+                    and self.server is not None:
+                pid = self._fork(execution, spec, args, cores, env, folder,
+                                 {**bounds, **(script or {})})
             served = pid is not None
+            if script is not None:
+                self._script_runs[execution] = (script["task"], served)
             if pid is None:
                 pid = self._spawn(execution, spec, args, cores, env, folder, bounds, hosts)
         except BaseException:
@@ -177,6 +188,28 @@ class Engine:
             return (f"RLIMIT_DATA of {rlimit / 1e6:.1f} MB per process: twice the max "
                     "plus 1 GiB")
         return self.memwatch.how
+
+    def _script(self, spec: Mapping[str, Any], args: Mapping[str, Any],
+                env: Mapping[str, str]) -> dict[str, Any] | None:
+        """A Python-script task's fork order (task, script, argv, learned imports; an empty
+        one when its runs start fresh), or None when it is not one (odop.engine.scripts)."""
+        if spec["kind"] != "executable":
+            return None
+        found = script_argv(command_line(spec, args), env.get("PATH"))
+        if found is None:
+            return None
+        task = str(spec.get("name", ""))
+        if not self.scripts.forked(task):
+            return {"task": task}
+        return {"task": task, "script": found[0], "argv": found[1],
+                "imports": self.scripts.entry(task)[0]}
+
+    def _learn(self, done: Exit, imports: list[str] | None = None) -> Exit:
+        """Tell the script book how a script task's run ended (a no-op for other tasks)."""
+        run = self._script_runs.pop(done.execution, None)
+        if run is not None:
+            self.scripts.ended(run[0], run[1], done.exit_code, imports)
+        return done
 
     def _fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
               cores: list[int], env: dict[str, str], folder: str,
@@ -250,8 +283,9 @@ class Engine:
                 continue
             proc = self._by_pid.pop(pid, None)
             if proc is not None:
-                exits.append(self._ended(proc, status, usage.ru_utime + usage.ru_stime,
-                                         usage.ru_maxrss * 1024))
+                exits.append(self._learn(self._ended(proc, status, usage.ru_utime
+                                                     + usage.ru_stime,
+                                                     usage.ru_maxrss * 1024)))
         if self.server is not None:
             exits += self._served_exits()
             if self.server.dead:
@@ -266,8 +300,9 @@ class Engine:
         for msg in self.server.poll():
             proc = self._served.pop(int(msg["pid"]), None)
             if proc is not None:
-                exits.append(self._ended(proc, int(msg["status"]), float(msg["cpu_s"]),
-                                         int(msg["max_rss_bytes"])))
+                done = self._ended(proc, int(msg["status"]), float(msg["cpu_s"]),
+                                   int(msg["max_rss_bytes"]))
+                exits.append(self._learn(done, msg.get("imports")))
         return exits
 
     def _ended(self, proc: TaskProcess, status: int, cpu_s: float, max_rss: int) -> Exit:
@@ -335,6 +370,7 @@ class Engine:
         """An exit never reported (killed, yet not reaped in time): record it as lost."""
         self._by_pid.pop(proc.pid, None)
         self._served.pop(proc.pid, None)
+        self._script_runs.pop(proc.execution, None)
         cut = self._forget(proc)[1]
         return Exit(proc.execution, None, signal.SIGKILL, f"{reason} (lost: no exit seen)", 0.0,
                     0, time.monotonic() - proc.started, cut)
@@ -349,6 +385,7 @@ class Engine:
             self.server = None
         if self.cgroups is not None:
             self.cgroups.close()
+        self.scripts.close()
 
 
 def gpu_env(gpus: Sequence[int]) -> dict[str, str]:

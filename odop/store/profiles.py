@@ -24,7 +24,13 @@ CREATE TABLE IF NOT EXISTS measurements (
     wall_s REAL NOT NULL, cpu_s REAL NOT NULL, max_rss_bytes INTEGER NOT NULL,
     threads INTEGER, energy_j REAL, exit_code INTEGER,
     PRIMARY KEY (task, execution));
+CREATE TABLE IF NOT EXISTS scripts (
+    task TEXT PRIMARY KEY, imports TEXT NOT NULL, mode TEXT NOT NULL, reason TEXT NOT NULL,
+    updated_at REAL NOT NULL);
 """
+SCRIPT_MODES = ("fork", "trial", "fresh")
+"""How a Python-script task runs: forked warm; once fresh after a forked run failed (the
+trial); fresh for good, as the trial succeeded where the fork had failed."""
 
 HISTORY = 50
 """Measurements an estimate looks back on."""
@@ -78,6 +84,21 @@ class ProfileStore:
             (task, run, execution, time.time(), m.wall_s, m.cpu_s, m.max_rss_bytes,
              m.threads, m.energy_j, m.exit_code))
         self._cache.pop(task, None)
+
+    def script(self, task: str) -> tuple[list[str], str, str]:
+        """A script task's learned imports, its mode (SCRIPT_MODES) and why."""
+        row = self.conn.execute("SELECT imports, mode, reason FROM scripts WHERE task=?",
+                                (task,)).fetchone()
+        if row is None:
+            return [], "fork", ""
+        return json.loads(row["imports"]), row["mode"], row["reason"]
+
+    def set_script(self, task: str, imports: list[str], mode: str, reason: str) -> None:
+        """Keep what a script task imported and how it runs from now on."""
+        if mode not in SCRIPT_MODES:
+            raise ValueError(f"script mode {mode!r} is unknown; allowed: {SCRIPT_MODES}")
+        self.conn.execute("INSERT OR REPLACE INTO scripts VALUES (?, ?, ?, ?, ?)",
+                          (task, json.dumps(sorted(imports)), mode, reason, time.time()))
 
     def history(self, task: str, limit: int = HISTORY) -> list[dict[str, Any]]:
         rows = self.conn.execute(
