@@ -67,7 +67,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def run(engine: Engine, execution: str, name: str, argv: list[str]) -> Exit:
-    spec = {"kind": "executable", "name": name, "target": PYTHON, "argv": argv}
+    spec = {"kind": "executable", "name": name, "target": sys.executable, "argv": argv}
     engine.start(execution, spec, {}, [0])
     end = time.monotonic() + 30
     while time.monotonic() < end:
