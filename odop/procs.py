@@ -9,6 +9,11 @@ import signal
 PR_SET_PDEATHSIG = 1
 
 
+def node_name() -> str:
+    """This node's id: $ODOP_NODE, else the host name."""
+    return os.environ.get("ODOP_NODE") or os.uname().nodename
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

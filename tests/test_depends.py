@@ -145,7 +145,7 @@ def test_a_restarted_scheduler_still_waits_and_skips(tmp_path: Path, odop_home: 
         svc.decider.specs.update(specs)
         for execution, task, path in (("a1", "a", "x"), ("a2", "a", "y"), ("b1", "b", "x"),
                                       ("b2", "b", "y")):
-            svc._queue(execution, task, {"path": path}, origin="test")
+            svc.lifecycle.queue(execution, task, {"path": path}, origin="test")
         svc._act(svc.decider.cycle(0.0))  # a1 and a2 placed, b1 and b2 wait
         svc.store.transition("a1", ExecState.RUNNING)
         svc.store.transition("a1", ExecState.FAILED, reason="exit 1")

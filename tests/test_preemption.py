@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odop.config import Config
-from odop.paths import RunPaths
+from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
-from odop.scheduler.preemption import PhaseBook
+from odop.scheduler.core import Decider
+from odop.scheduler.holds import Holds
+from odop.scheduler.lifecycle import Lifecycle
+from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.selection import Pending
-from odop.scheduler.service import SchedulerService
+from odop.scheduler.state import RunState
+from odop.store.executions import RunStore
+from odop.store.profiles import ProfileStore
 from odop.store.states import ALLOWED, ExecState
 
 
@@ -41,25 +46,52 @@ def test_a_just_placed_execution_may_be_paused() -> None:
 
 
 
-def test_a_task_over_several_nodes_is_requeued_whatever_its_policy(tmp_path: Path,
-                                                                    odop_home: Path) -> None:
-    svc = SchedulerService(RunPaths(tmp_path / "run").create(), Config())
-    try:
-        d = svc.decider
-        d.specs["wide"] = {"cpus_min": 1.0, "cpus_max": 1.0, "nodes": 2, "preempt": "pause"}
+class Parts:
+    """The decider, the lifecycle and preemption over a real run store, no socket: the
+    commands they would send are recorded."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.store = RunStore(tmp / "odop.db")
+        self.profiles = ProfileStore(tmp / "profiles.db")
+        self.decider = Decider(make_selection("fifo"), make_placement("first_fit"))
+        self.sent: list[tuple[str, MsgType, dict]] = []
+        self.lifecycle = Lifecycle(
+            self.store, self.profiles, self.decider, Holds(None, self.decider), RunState(),
+            lambda node, mtype, **f: self.sent.append((node, mtype, f)), run="r",
+            footprint=lambda j, a, b: 0.0)
+        self.preemption = Preemption(self.decider, self.lifecycle)
         for name in ("a", "b"):
             n = Node(name, name.encode(), [0, 1])
             n.update({"util": [0.0, 0.0]}, sim_alive=True)
-            d.add_node(n)
-        svc.store.add("w", "wide", {})
-        d.enqueue(Pending("w", "wide", {}, 0.0))
-        placed = d.cycle(0.0)
-        svc._act(placed)  # recorded placed, start sent to node a's (absent) agent
-        assert placed[0].spans == [("b", [0])]
-        svc.preemption.take_back(d.nodes["b"], [0], "the rank on b needs its core")
-        assert svc.preemption.requeueing == {"w"} and not svc.preemption.paused
-        assert (svc.store.get("w") or {})["state"] == "placed"  # until its exit comes back
-    finally:
-        svc.sock.close(0)
-        svc.store.close()
-        svc.profiles.close()
+            self.decider.add_node(n)
+
+    def place(self, execution: str, task: str, spec: dict) -> None:
+        self.decider.specs[task] = spec
+        self.store.add(execution, task, {})
+        self.decider.enqueue(Pending(execution, task, {}, 0.0))
+        for p in self.decider.cycle(0.0):
+            self.lifecycle.place(p)
+
+
+def test_a_task_over_several_nodes_is_requeued_whatever_its_policy(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    parts.place("w", "wide", {"cpus_min": 1.0, "cpus_max": 1.0, "nodes": 2, "preempt": "pause"})
+    assert parts.decider.spans["w"] == [("b", [0])]
+    parts.preemption.take_back(parts.decider.nodes["b"], [0], "the rank on b needs its core")
+    assert parts.lifecycle.requeueing == {"w"} and not parts.lifecycle.paused
+    assert parts.sent == [("a", MsgType.KILL, {"execution": "w", "reason": "preempted: the "
+                                                "rank on b needs its core"})]
+    assert (parts.store.get("w") or {})["state"] == "placed"  # until its exit comes back
+    parts.lifecycle.exited("w", {"t": 1.0})
+    assert (parts.store.get("w") or {})["state"] == "queued" and "w" in parts.decider.pending
+
+
+def test_a_paused_task_resumes_repinned_where_cores_free_up(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    parts.place("p", "one", {"cpus_min": 1.0, "cpus_max": 1.0})
+    parts.preemption.take_back(parts.decider.nodes["a"], [0], "the rank on a stopped waiting")
+    assert (parts.store.get("p") or {})["state"] == "paused" and "p" in parts.lifecycle.paused
+    assert parts.sent[-1] == ("a", MsgType.PAUSE, {"execution": "p"})
+    parts.preemption.resume_paused()
+    assert (parts.store.get("p") or {})["state"] == "running"
+    assert [m for _, m, _ in parts.sent[-2:]] == [MsgType.REPIN, MsgType.RESUME]

@@ -40,11 +40,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     sim_pids = [int(p) for p in args.sim_pids.split(",") if p]
     keep_off(sim_pids)  # off the ranks' cores before the imports, when any core is spare
-    from odop.engine.agent import serve
-    from odop.engine.spawn import all_cpus
     from odop.launch import discover
-    from odop.launch.embedded import node_name
-    from odop.procs import die_with_parent
+    from odop.procs import die_with_parent, node_name
     from odop.protocol import transport
 
     if args.parent_pid:
@@ -55,13 +52,26 @@ def run(args: argparse.Namespace) -> int:
     transport.use_run(paths.root)
     node = args.node or node_name()
     endpoint = args.connect or discover.scheduler_endpoint(paths, wait_s=args.wait)
-    discover.claim_agent(paths, node, os.getpid())
+    try:
+        discover.claim_agent(paths, node, os.getpid())
+        _serve(paths, node, args, config, sim_pids, endpoint)
+    except Exception as exc:
+        from odop.cli.scheduler import storage_exit
+
+        return storage_exit(exc, paths.root)
+    return 0
+
+
+def _serve(paths: RunPaths, node: str, args: argparse.Namespace, config: Config,
+           sim_pids: list[int], endpoint: str) -> None:
+    from odop.engine.agent import serve
+    from odop.engine.spawn import all_cpus
+
     serve(Path(paths.root), node, sim_pids=sim_pids, sim_root=args.sim_root,
           cores=[int(c) for c in args.cores.split(",")] if args.cores else sorted(all_cpus()),
           interval_s=args.interval or config.sample_interval_s, endpoint=endpoint,
           grace_s=config.stop_grace_s, memory_bound=config.memory_bound,
           output_max_bytes=config.output_max_bytes)
-    return 0
 
 
 def _run_config(paths: RunPaths, given: Config) -> Config:

@@ -118,7 +118,7 @@ class Wrapper:
     def __init__(self, config: Config, run_name: str | None, bind: str | None) -> None:
         from odop.launch import discover, startup
         from odop.launch.client import Client
-        from odop.launch.embedded import node_name
+        from odop.procs import node_name
         from odop.protocol import transport
 
         self.config, self.node = config, node_name()

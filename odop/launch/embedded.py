@@ -34,6 +34,7 @@ from odop.launch.journal import Journal
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
 from odop.phasegate import PhaseGate
+from odop.procs import node_name
 from odop.protocol import MsgType, make, new_id, transport
 from odop.tasks import registry
 
@@ -71,11 +72,6 @@ _runtime: Runtime | None = None
 def current() -> Runtime | None:
     """This rank's runtime between start() and stop(), else None (also when disabled)."""
     return _runtime
-
-
-def node_name() -> str:
-    """This node's id: $ODOP_NODE, else the host name."""
-    return os.environ.get("ODOP_NODE") or os.uname().nodename
 
 
 def start(run_name: str | None = None, task_folder: str | None = None,
@@ -343,12 +339,11 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
 
 def _unacked(rt: Runtime) -> tuple[int, int]:
     """This rank's submissions the scheduler never confirmed: (journalled, unwritten)."""
-    ids = [i for i, (_, m) in rt.client.unacked.items() if m["type"] == "submit"]
-    unwritten = sum(1 for i in ids if i in rt.client.unjournalled)
-    if ids and rt.client.journal is not None:
+    journalled, unwritten = rt.client.unconfirmed()
+    if journalled and rt.client.journal is not None:
         log.warning("odop: %d submission(s) never reached the scheduler; kept in %s",
-                    len(ids) - unwritten, rt.client.journal.path)
-    return len(ids) - unwritten, unwritten
+                    journalled, rt.client.journal.path)
+    return journalled, unwritten
 
 
 def _account(rt: Runtime, every: list[tuple[int, int]] | None) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class Account:
     def incomplete(self) -> int:
         """Work that was not run to its end: left, kept aside, or unaccounted."""
         by_odop = sum(n for why, n in self.reasons.get("cancelled", {}).items()
-                      if why != "cancelled by user")
+                      if "cancelled by user" not in why)
         return self.queued + self.journalled + by_odop + self.unaccounted
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,17 +11,12 @@ task checkpoints then — and queued again; not a failure).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from odop.phasegate import PhaseTimes
-from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
-from odop.store.states import ExecState
-
-if TYPE_CHECKING:
-    from odop.scheduler.service import SchedulerService
+from odop.scheduler.core import Decider
+from odop.scheduler.lifecycle import Lifecycle
 
 
 class PhaseBook:
@@ -59,13 +54,11 @@ class PhaseBook:
 
 
 class Preemption:
-    """The service's preemption actions; state changes go through the run store."""
+    """Which executions give cores back, and how (each by its task's policy); the
+    execution's life changes through the lifecycle it is given."""
 
-    def __init__(self, service: SchedulerService) -> None:
-        self.service = service
-        self.paused: dict[str, tuple[str, str, int]] = {}
-        """execution -> (task, node, cores it needs) for executions paused by us."""
-        self.requeueing: set[str] = set()
+    def __init__(self, decider: Decider, lifecycle: Lifecycle) -> None:
+        self.decider, self.lifecycle = decider, lifecycle
         self.capped: set[str] = set()
         """Paused executions held by the power cap: resumed only when it says so."""
 
@@ -82,95 +75,50 @@ class Preemption:
             return
         need = min(len(node.cores), math.ceil(node.sim_cpu - 0.25))
         missing = need - (len(node.cores) - len(node.granted))
-        decider = self.service.decider
-        victims = sorted({e for e in node.granted.values() if e in decider.active},
-                         key=lambda e: decider.active[e][2][0], reverse=True)
+        active = self.decider.active
+        victims = sorted({e for e in node.granted.values() if e in active},
+                         key=lambda e: active[e][2][0], reverse=True)
         for execution in victims[:max(0, missing)]:
             self.preempt(execution, "the simulation needs its cores back")
 
     def preempt(self, execution: str, reason: str, *, policy: str | None = None,
                 capped: bool = False) -> None:
-        svc = self.service
-        held = svc.decider.active.get(execution)
+        held = self.decider.active.get(execution)
         if held is None:
             return
-        task, node_name, cores = held
-        policy = policy or svc.decider.specs.get(task, {}).get("preempt", "pause")
-        if execution in svc.decider.spans:
+        task, _, cores = held
+        policy = policy or self.decider.specs.get(task, {}).get("preempt", "pause")
+        if execution in self.decider.spans:
             policy = "requeue"  # over several nodes: it can be neither stopped nor moved as one
         if capped:
             self.capped.add(execution)
         if policy == "repin" and self._repin(execution, cores, reason):
             return
         if policy == "requeue":
-            self.requeueing.add(execution)
-            svc.send_command(execution, MsgType.KILL, reason=f"preempted: {reason}")
-            return
-        svc.store.transition(execution, ExecState.PAUSED, detail=reason)  # may be just placed
-        svc.send_command(execution, MsgType.PAUSE)  # after its START: the agent runs, stops it
-        svc.decider.release(execution, keep_gpus=True)
-        self.paused[execution] = (task, node_name, len(cores))
+            self.lifecycle.stop_to_requeue(execution, reason)
+        else:
+            self.lifecycle.pause(execution, reason)
 
     def _repin(self, execution: str, cores: list[int], reason: str) -> bool:
-        svc = self.service
-        task, node_name, _ = svc.decider.active[execution]
-        node = svc.decider.nodes.get(node_name)
-        if node is None:
+        node = self.decider.active[execution][1]
+        if node not in self.decider.nodes:
             return False
-        free = [c for c in svc.decider.free_cores()[node_name] if c not in cores]
+        free = [c for c in self.decider.free_cores()[node] if c not in cores]
         if len(free) < len(cores):
             return False
-        new = free[:len(cores)]
-        svc.decider.release(execution, keep_gpus=True)
-        svc.decider.activate(execution, task, node_name, new)
-        svc.send_command(execution, MsgType.REPIN, cores=new)
-        svc.store.update(execution, f"repinned to {new}: {reason}", cores=new)
+        self.lifecycle.repin(execution, free[:len(cores)], reason)
         return True
 
     def resume_paused(self) -> None:
         """Resume paused executions, re-pinned, wherever their node has cores free again."""
-        if not self.paused:
+        paused = self.lifecycle.paused
+        if not paused:
             return
-        svc = self.service
-        free = svc.decider.free_cores()
-        for execution, (task, node_name, n) in list(self.paused.items()):
-            if execution in self.capped:
+        self.capped &= set(paused)  # those that ended meanwhile
+        free = self.decider.free_cores()
+        for execution, (_, node, n) in list(paused.items()):
+            cores = free.get(node, [])
+            if execution in self.capped or len(cores) < n:
                 continue
-            cores = free.get(node_name, [])
-            if len(cores) < n:
-                continue
-            grant, free[node_name] = cores[:n], cores[n:]
-            del self.paused[execution]
-            svc.decider.activate(execution, task, node_name, grant)
-            svc.send_command(execution, MsgType.REPIN, cores=grant)
-            svc.send_command(execution, MsgType.RESUME)
-            svc.store.transition(execution, ExecState.RUNNING, detail=f"resumed on {grant}",
-                                 cores=grant)
-
-    def forget(self, execution: str) -> None:
-        """Drop an execution that is gone (lost with its node or agent)."""
-        self.paused.pop(execution, None)
-        self.capped.discard(execution)
-        self.requeueing.discard(execution)
-
-    def owns(self, execution: str) -> bool:
-        return execution in self.paused
-
-    def exited(self, row: dict[str, Any], usage: dict[str, Any]) -> bool:
-        """Handle the exit of a paused or requeueing execution; False if not ours."""
-        svc, execution = self.service, row["id"]
-        if execution in self.requeueing or execution in self.paused:
-            svc.started_at.pop(execution, None)
-        if execution in self.requeueing:
-            self.requeueing.discard(execution)
-            svc.decider.release(execution)
-            svc.store.transition(execution, ExecState.QUEUED, detail="requeued after preemption",
-                                 node=None, cores=None, pid=None, not_before=time.time())
-            svc.requeue(execution)
-            return True
-        self.capped.discard(execution)
-        if self.paused.pop(execution, None) is not None:
-            svc.decider.release(execution)  # its GPUs
-            svc.finish(row, usage, ended_at=time.time())
-            return True
-        return False
+            grant, free[node] = cores[:n], cores[n:]
+            self.lifecycle.resume(execution, grant)

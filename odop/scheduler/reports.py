@@ -1,32 +1,45 @@
 """What agents report: their node, samples, phases of the simulation, starts and exits.
 
-Samples drive the node view (prediction, lent cores, shortfall, power cap). Part of
-SchedulerService (a mixin: it uses the service's store, decider and policies).
+Samples drive the node view (prediction, lent cores, shortfall, power cap). Each handler
+receives its collaborators at construction; replies go through the ``send`` it is given.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
-from odop.scheduler.parts import ServiceParts
+from odop.scheduler.core import Decider
+from odop.scheduler.energy import EnergyPolicy
+from odop.scheduler.lifecycle import Lifecycle
 from odop.scheduler.predict import IdlePredictor
-from odop.store.executions import TransitionError
-from odop.store.states import ExecState
+from odop.scheduler.preemption import PhaseBook, Preemption
+from odop.scheduler.requests import Send
+from odop.scheduler.state import RunState
+from odop.store.executions import RunStore
 
-log = logging.getLogger("odop.scheduler")
 
+class AgentReports:
+    """Handlers of agent messages, and the node view and predictions they keep."""
 
+    def __init__(self, decider: Decider, store: RunStore, lifecycle: Lifecycle,
+                 preemption: Preemption, phases: PhaseBook, energy: EnergyPolicy,
+                 state: RunState, send: Send, sim_gone: Callable[[str], None], *,
+                 window: int, interval_s: float) -> None:
+        self.decider, self.store, self.lifecycle = decider, store, lifecycle
+        self.preemption, self.phases, self.energy, self.state = preemption, phases, energy, \
+            state
+        self.send, self.sim_gone = send, sim_gone
+        self.window, self.interval_s = window, interval_s
+        """Samples ahead an unbound simulation's cores must stay idle; seconds a sample."""
+        self.predictors: dict[str, IdlePredictor] = {}
 
-class AgentReports(ServiceParts):
-    """Handlers of agent messages, and the node view they keep up to date."""
-
-    def _on_hello(self, ident: bytes, msg: Any) -> None:
+    def on_hello(self, ident: bytes, msg: Any) -> None:
         self._node(ident, msg["node"], msg["cores"])
-        self.agents[msg["node"]] = msg["pid"]
+        self.state.agents[msg["node"]] = msg["pid"]
         self.store.add_component("agent", msg["node"], msg["pid"])
 
     def _node(self, ident: bytes, name: str, cores: list[int]) -> Node:
@@ -35,10 +48,10 @@ class AgentReports(ServiceParts):
             node = Node(name, ident, sorted(int(c) for c in cores))
             node.lend(self.phases.lent(name))
             self.decider.add_node(node)
-            self.dirty = True
+            self.state.dirty = True
         return node
 
-    def _on_sample(self, ident: bytes, msg: Any) -> None:
+    def on_sample(self, ident: bytes, msg: Any) -> None:
         view = msg["sample"]
         node = self._node(ident, msg["node"], view.get("cores") or [])
         busy_again = node.update(self._predict(node.name, view), msg["sim_alive"])
@@ -47,24 +60,28 @@ class AgentReports(ServiceParts):
                                       f"{sorted(busy_again)} stopped waiting")
         self.preemption.shortfall(node, self.decider.sim_running)
         self._power_cap(node)
-        running = set(msg["running"])
-        now = time.monotonic()
-        for execution in self.held_on(node.name):
-            if execution in running:
-                self.missing.pop(execution, None)
-            else:
-                self.missing.setdefault(execution, now)
+        self._note_running(node.name, set(msg["running"]))
         if not msg["sim_alive"] and self.decider.sim_running:
             self.sim_gone(node.name)
-        self.dirty = True
+        self.state.dirty = True
+
+    def _note_running(self, node: str, running: set[str]) -> None:
+        """Which executions placed on ``node`` its agent no longer reports (since when)."""
+        now = time.monotonic()
+        for execution in self.lifecycle.held_on(node):
+            if execution in running:
+                self.state.missing.pop(execution, None)
+            else:
+                self.state.missing.setdefault(execution, now)
 
     def _power_cap(self, node: Node) -> None:
         """Keep the node under its power cap: pause the lowest-priority tasks first."""
         if self.energy.settings.cap_for(node.name) is None:
             return
+        self.preemption.capped &= set(self.lifecycle.paused)  # not those ended meanwhile
         running = [{"id": e, "priority": self.decider.specs.get(t, {}).get("priority", 0),
-                    "stoppable": True, "started_at": self.started_at.get(e, time.time()),
-                    "paused": False}
+                    "stoppable": True,
+                    "started_at": self.state.started_at.get(e, time.time()), "paused": False}
                    for e, (t, n, _) in self.decider.active.items() if n == node.name]
         running += [{"id": e, "priority": 0, "stoppable": True, "started_at": 0.0,
                      "paused": True} for e in self.preemption.capped]
@@ -72,9 +89,8 @@ class AgentReports(ServiceParts):
         for execution in pause:
             self.preemption.preempt(execution, f"node {node.name} over its power cap",
                                     policy="pause", capped=True)
-        for execution in resume:
-            self.preemption.capped.discard(execution)
-        self.dirty = self.dirty or bool(resume)
+        self.preemption.capped -= set(resume)
+        self.state.dirty = self.state.dirty or bool(resume)
 
     def _predict(self, name: str, view: dict[str, Any]) -> dict[str, Any]:
         """Learn the node's utilisation; for unbound ranks, the view a decision sees holds
@@ -89,13 +105,14 @@ class AgentReports(ServiceParts):
             return view
         return {**view, "util": predictor.expected(self.window).tolist()}
 
-    def _record_predictions(self) -> None:
+    def record_predictions(self) -> None:
+        """How well each node's idle prediction did, into the run's database."""
         now = time.time()
         for name, p in self.predictors.items():
-            period = p.period * self.config.sample_interval_s if p.period else None
+            period = p.period * self.interval_s if p.period else None
             self.store.add_prediction(now, name, p.checked, p.accuracy, period)
 
-    def _on_phase(self, ident: bytes, msg: Any) -> None:
+    def on_phase(self, ident: bytes, msg: Any) -> None:
         """A rank enters or leaves a phase: lend its cores, or take them back now."""
         self.store.add_phase(time.time(), msg["node"], msg["rank"], msg["phase"], msg["active"])
         reclaimed = self.phases.mark(msg["node"], msg["rank"], msg["phase"], msg["active"],
@@ -107,27 +124,11 @@ class AgentReports(ServiceParts):
         if reclaimed and self.decider.sim_running:
             self.preemption.take_back(node, reclaimed, f"rank {msg['rank']} left its "
                                       f"{msg['phase']} phase")
-        self.dirty = True
+        self.state.dirty = True
 
-    def _on_started(self, ident: bytes, msg: Any) -> None:
-        execution = msg["execution"]
-        self.started_at[execution] = msg["t"]
-        if self.preemption.owns(execution):  # paused before its start was confirmed
-            self.store.update(execution, "started (paused)", pid=msg["pid"], started_at=msg["t"])
-            return
-        try:
-            self.store.transition(execution, ExecState.RUNNING, pid=msg["pid"],
-                                  started_at=msg["t"])
-        except TransitionError as exc:
-            log.warning("late start report: %s", exc)
+    def on_started(self, ident: bytes, msg: Any) -> None:
+        self.lifecycle.started(msg["execution"], msg["pid"], msg["t"])
 
-    def _on_exited(self, ident: bytes, msg: Any) -> None:
-        execution = msg["execution"]
-        row = self.store.get(execution)
-        usage = {k: msg.get(k) for k in ("exit_code", "signal", "reason", "cpu_s",
-                                         "max_rss_bytes", "wall_s")}
-        if row is not None and self.preemption.exited(row, usage):
-            self.dirty = True
-        elif row is not None and execution in self.decider.active:
-            self._record_exit(row, msg)
-        self._send(ident, MsgType.ACK, ref=msg["id"])  # only once it is in the database
+    def on_exited(self, ident: bytes, msg: Any) -> None:
+        self.lifecycle.exited(msg["execution"], msg)
+        self.send(ident, MsgType.ACK, ref=msg["id"])  # only once it is in the database

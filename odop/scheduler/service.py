@@ -8,12 +8,12 @@ scheduler killed at any instant restarts from the database with nothing lost.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,74 +23,83 @@ from odop.config import Config, run_config
 from odop.errors import ProtocolError
 from odop.memory import trim_heap
 from odop.paths import RunPaths
-from odop.procs import pid_alive
+from odop.procs import node_name, pid_alive
 from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.depends import NOT_DONE, ObservedStore
 from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
-from odop.scheduler.outcomes import Outcomes
+from odop.scheduler.lifecycle import Lifecycle
 from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.predict import IdlePredictor
 from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.reports import AgentReports
 from odop.scheduler.requests import ClientRequests
-from odop.scheduler.selection import Pending
+from odop.scheduler.state import RunState
 from odop.scheduler.triggers import TriggerSet
-from odop.store.executions import RunStore, TransitionError
+from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore
 from odop.store.states import ExecState
 
 log = logging.getLogger("odop.scheduler")
 LOST_S = 5.0
 """An execution its agent no longer reports for this long is lost (and requeued)."""
+STALL_S = 2.0
+"""A gap between two housekeeping turns (every 0.5 s) longer than this (seconds) is the
+scheduler's own stall (SIGSTOP, swapped out, a wedged file system), not its peers'."""
 
 
-class SchedulerService(ClientRequests, AgentReports, Outcomes):
-    """Owns one run's database and decides for all its nodes."""
+class SchedulerService:
+    """Owns one run's database and decides for all its nodes: assembles the parts (the
+    decider, the execution lifecycle, preemption, the message handlers) and runs the loop.
+    """
 
     def __init__(self, paths: RunPaths, config: Config, *, endpoint: str | None = None,
                  parent_pid: int | None = None) -> None:
         self.paths, self.config, self.parent_pid = paths, config, parent_pid
+        self.state = state = RunState()
         self.store = store = ObservedStore(paths.db)
         self.profiles = ProfileStore(config.home_path / "profiles.db")
-        self.decider = Decider(make_selection(config.selection), make_placement(config.placement),
-                               busy_threshold=config.busy_threshold_pct / 100,
-                               memory_reserve=config.memory_reserve_pct / 100,
-                               share_bound=config.share_bound_cores)
-        store.listener = self.decider.depends.changed
+        self.decider = decider = Decider(
+            make_selection(config.selection), make_placement(config.placement),
+            busy_threshold=config.busy_threshold_pct / 100,
+            memory_reserve=config.memory_reserve_pct / 100, share_bound=config.share_bound_cores)
+        store.listener = decider.depends.changed
         self.endpoint = endpoint or paths.scheduler_endpoint
         self.sock = transport.router(self.endpoint, run_root=paths.root)
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
         self._trigger_fds: dict[int, str] = {}
         self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
-        self.missing: dict[str, float] = {}
-        self.cancelling: set[str] = set()
-        self.waiters: list[tuple[bytes, str]] = []
-        self.agents: dict[str, int] = {}
-        """node -> pid of its agent, for the components table."""
-        self.invalid = 0
-        self.running = True
         self.terminated = False
         """SIGTERM arrived: the loop aborts at its next turn (within 0.2 s)."""
         self.interrupted = False
         """SIGINT arrived (odop run's second Ctrl-C): stop the tasks, keep the queue."""
-        self.dirty = True
-        self.triggers = TriggerSet(str(paths.db), started=lambda: self.store.meta().get("started"),
-                                   sim_running=lambda: self.decider.sim_running)
+        self.triggers = TriggerSet(str(paths.db), started=lambda: store.meta().get("started"),
+                                   sim_running=lambda: decider.sim_running)
         self.energy = EnergyPolicy.from_config(config.extra.get("energy", {}),
                                                alloc_end=config.alloc_end)
-        self.holds = Holds(self.energy, self.decider, alloc_end=config.alloc_end)
-        self.holds.note = self.store.note  # deferral decisions, with reasons, in the history
-        self.decider.core_limit = self._core_limit
-        self.started_at: dict[str, float] = {}
-        self.launcher_gone = False
+        self.holds = Holds(self.energy, decider, alloc_end=config.alloc_end)
+        self.holds.note = store.note  # deferral decisions, with reasons, in the history
+        decider.core_limit = self._core_limit
+        self.lifecycle = Lifecycle(store, self.profiles, decider, self.holds, state,
+                                   self._command, run=paths.name, footprint=self._grams)
+        self.preemption = Preemption(decider, self.lifecycle)
         self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
-        self.preemption = Preemption(self)
-        self.predictors: dict[str, IdlePredictor] = {}
+        self.clients = ClientRequests(decider, store, self.profiles, self.lifecycle,
+                                      self.triggers, self.holds, self.energy, state, self._send,
+                                      self._last_look)
+        self.agents = AgentReports(
+            decider, store, self.lifecycle, self.preemption, self.phases, self.energy, state,
+            self._send, self.sim_gone, interval_s=config.sample_interval_s,
+            window=max(1, round(config.prediction_window_s / config.sample_interval_s)))
+        self.handlers: dict[MsgType, Callable[[bytes, Any], None]] = {
+            MsgType.DECLARE: self.clients.on_declare, MsgType.SUBMIT: self.clients.on_submit,
+            MsgType.CANCEL: self.clients.on_cancel, MsgType.STATUS: self.clients.on_status,
+            MsgType.SIM_END: self.clients.on_sim_end, MsgType.HELLO: self.agents.on_hello,
+            MsgType.SAMPLE: self.agents.on_sample, MsgType.PHASE: self.agents.on_phase,
+            MsgType.STARTED: self.agents.on_started, MsgType.EXITED: self.agents.on_exited}
+        """Each message type the scheduler accepts, and the handler that serves it."""
         self.next_prediction_record = time.monotonic() + 10.0
-        self.window = max(1, round(config.prediction_window_s / config.sample_interval_s))
         self._load()
 
     # -- restart ------------------------------------------------------------------------
@@ -101,38 +110,30 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.triggers.update(self.decider.specs)
         meta = self.store.meta()
         self.decider.sim_running = "sim_end" not in meta
-        self.wrapped = bool(meta.get("wrapped"))
-        """``odop run`` owns the ranks: their end is its word (SIM_END), never an abort."""
+        self.state.wrapped = bool(meta.get("wrapped"))
         for row in self.store.in_states(ExecState.QUEUED):
-            self.decider.enqueue(self._pending(row))
+            self.decider.enqueue(self.lifecycle.pending(row))
         for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
             self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
             self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
             self.decider.hold_spans(row["id"], [(n, c) for n, c in row["spans"]])
-            self.missing[row["id"]] = time.monotonic()
+            self.state.missing[row["id"]] = time.monotonic()
         for row in self.store.in_states(ExecState.PAUSED):  # paused: no cores, its GPUs
             self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
-            self.preemption.paused[row["id"]] = (row["task"], row["node"] or "",
-                                                 max(1, len(row["cores"])))
-            self.missing[row["id"]] = time.monotonic()
-
-    def _pending(self, row: dict[str, Any]) -> Pending:
-        estimate = self.profiles.estimate(row["task"])
-        return Pending(row["id"], row["task"], row["args"], row["submitted_at"],
-                       priority=row["priority"], deadline=row["deadline"],
-                       not_before=row["not_before"], attempt=row["attempt"],
-                       expected_s=estimate.duration_s, expected_bytes=estimate.memory_bytes)
+            self.lifecycle.paused[row["id"]] = (row["task"], row["node"] or "",
+                                                max(1, len(row["cores"])))
+            self.state.missing[row["id"]] = time.monotonic()
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        # the handler only takes note: the parent's death signal can come more than once (as
+        # the handlers only take note: the parent's death signal can come more than once (as
         # its threads exit one by one), and an abort must never run inside another one
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, self._on_sigint)
         self.store.set_meta("scheduler_started", time.time())
         self.energy.start()
         next_check = time.monotonic()
-        while self.running:
+        while self.state.running:
             self._wait_for_events()
             if self.terminated:
                 self._on_terminated()
@@ -140,14 +141,9 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             if self.interrupted:
                 self._interrupt("stopped by the user (Ctrl-C)")
                 break
-            if self.dirty or self._holds_due():
-                self.dirty = False
-                self.preemption.resume_paused()
-                now = time.time()
-                self.holds.apply(now, self.decider.has_free_core())
-                self._act(self.decider.cycle(now))
-                self._skip_doomed()
-            if self.waiters and self._finished():  # answer odop.stop() at once
+            if self.state.dirty or self._holds_due():
+                self._decide()
+            if self.state.waiters and self._finished():  # answer odop.stop() at once
                 self._drained()
                 continue  # the loop ends: no housekeeping turn to drain a second time
             if time.monotonic() >= next_check:
@@ -160,13 +156,28 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         self.store.close()
         self.profiles.close()
 
+    def _decide(self) -> None:
+        """One scheduling cycle: resume, release holds, place, skip what cannot run."""
+        self.state.dirty = False
+        self.preemption.resume_paused()
+        now = time.time()
+        self.holds.apply(now, self.decider.has_free_core())
+        self._act(self.decider.cycle(now))
+        self._skip_doomed()
+
     def _core_limit(self, capacity: int) -> int:
         """Cores odop may hold of the ``capacity`` it could: fewer while the grid is dirty."""
         return self.energy.concurrency(capacity, now=time.time(),
                                        sim_running=self.decider.sim_running)
 
+    def _grams(self, joules: float, start: float, end: float) -> float:
+        return float(self.energy.footprint(joules, start, end)["gco2"])
+
     def _on_sigterm(self, *_: Any) -> None:
         self.terminated = True
+
+    def _on_sigint(self, *_: Any) -> None:
+        self.interrupted = True
 
     def _on_terminated(self) -> None:
         """SIGTERM: the parent's death signal means the run is over (abort); with the parent
@@ -175,41 +186,33 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         database, exactly as after a SIGKILL (an abort here would cancel them)."""
         if self.parent_pid and pid_alive(self.parent_pid):
             log.warning("stopping on SIGTERM: the queue stays for the next scheduler")
-            self.running = False
+            self.state.running = False
         else:
             self._abort("scheduler received SIGTERM")
 
-    def _on_sigint(self, *_: Any) -> None:
-        self.interrupted = True
-
     def _interrupt(self, reason: str) -> None:
-        """Stop every task and exit, leaving each execution queued in the database (a
-        later scheduler or ``odop export`` takes them), nothing cancelled."""
+        """Stop every task and exit, leaving each execution queued in the database."""
         log.warning("interrupted: %s", reason)
-        for execution in [*self.decider.active, *self.preemption.paused]:
-            self.send_command(execution, MsgType.KILL, reason=reason)
-            self.decider.release(execution)
-            with contextlib.suppress(TransitionError):
-                self.store.transition(execution, ExecState.QUEUED, detail=f"requeued: {reason}",
-                                      node=None, cores=None, pid=None)
+        self.lifecycle.stop_all(reason)
         self._shutdown_agents(reason)
-        self.running = False
+        self.state.running = False
 
     def sim_gone(self, node: str) -> None:
         """A node's agent no longer sees the simulation. Embedded mode: it ended without
         odop.stop(), so abort. Wrapped mode: the launcher's end is odop run's to report
         (SIM_END, after it has reaped the command): wait for it."""
-        self.wrapped = self.wrapped or bool(self.store.meta().get("wrapped"))  # external mode
-        if not self.wrapped:
+        self.state.wrapped = self.state.wrapped or bool(self.store.meta().get("wrapped"))
+        if not self.state.wrapped:
             self._abort(f"simulation on {node} ended without odop.stop()")
-        elif not self.launcher_gone:
-            self.launcher_gone = True
+        elif not self.state.launcher_gone:
+            self.state.launcher_gone = True
             log.info("the wrapped command on %s ended; waiting for odop run's word", node)
 
     def _holds_due(self) -> bool:
         due = self.holds.next_due()
         return due is not None and due <= time.time()
 
+    # -- events -------------------------------------------------------------------------
     def _wait_for_events(self) -> None:
         """Block until a message, a trigger or a timer needs attention, then serve it."""
         fds = self.triggers.fds()
@@ -220,7 +223,7 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
                 self.poller.register(fd, zmq.POLLIN)
         self._trigger_fds = fds
         now = time.time()
-        timeout = 0.0 if self.dirty else self.triggers.timeout_s(now, 0.2)
+        timeout = 0.0 if self.state.dirty else self.triggers.timeout_s(now, 0.2)
         events = dict(self.poller.poll(int(timeout * 1000)))
         if self.sock in events:
             self._drain_socket()
@@ -230,21 +233,16 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
     def _fire_triggers(self, now: float, ready: set[str]) -> None:
         fired = self.triggers.poll(now, ready)
         for watcher, task, kwargs in fired:
-            self._queue(new_id(), task, kwargs, origin=f"{watcher.kind} trigger")
+            self.lifecycle.queue(new_id(), task, kwargs, origin=f"{watcher.kind} trigger")
         for watcher in {id(w): w for w, _, _ in fired}.values():
             watcher.commit()
 
-    def _queue(self, execution: str, task: str, args: dict[str, Any], origin: str) -> bool:
-        """Record a new execution and put it in the decision queue."""
-        spec = self.decider.specs[task]
-        now = time.time()
-        deadline = now + spec["deadline_s"] if spec.get("deadline_s") else None
-        if not self.store.add(execution, task, args, origin=origin, now=now, deadline=deadline,
-                              priority=spec.get("priority", 0)):
-            return False
-        self.decider.enqueue(self._pending(self.store.get(execution) or {}))
-        self.dirty = True
-        return True
+    def _last_look(self) -> None:
+        """Every trigger looks at everything it watches once more (the simulation's end:
+        writes on other nodes raise no local event, a last file may have no event yet)."""
+        for watcher in self.triggers.watchers.values():
+            watcher.rescan()
+        self._fire_triggers(time.time(), set(self.triggers.watchers))
 
     def _drain_socket(self) -> None:
         for _ in range(1000):
@@ -253,19 +251,27 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             except zmq.Again:
                 return
             except ValueError:
-                self.invalid += 1
+                self.state.invalid += 1
                 continue
-            try:
-                mtype, msg = validate(decode(data))
-                self._handle(ident, mtype, msg)
-            except ProtocolError as exc:
-                self.invalid += 1
-                log.warning("invalid message #%d: %s", self.invalid, exc)
-                self._send(ident, MsgType.ERROR, ref=None, error=str(exc))
-            except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-                self.invalid += 1  # well-formed but nonsensical: refused, never fatal
-                log.exception("message refused (#%d)", self.invalid)
-                self._send(ident, MsgType.ERROR, ref=None, error=f"refused: {exc!r:.200}")
+            self._serve(ident, data)
+
+    def _serve(self, ident: bytes, data: bytes) -> None:
+        """Validate one message and hand it to its handler; a bad one is refused, never
+        fatal."""
+        try:
+            mtype, msg = validate(decode(data))
+            handler = self.handlers.get(mtype)
+            if handler is None:
+                raise ProtocolError(f"the scheduler does not accept {mtype.value} messages")
+            handler(ident, msg)
+        except ProtocolError as exc:
+            self.state.invalid += 1
+            log.warning("invalid message #%d: %s", self.state.invalid, exc)
+            self._send(ident, MsgType.ERROR, ref=None, error=str(exc))
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            self.state.invalid += 1  # well-formed but nonsensical
+            log.exception("message refused (#%d)", self.state.invalid)
+            self._send(ident, MsgType.ERROR, ref=None, error=f"refused: {exc!r:.200}")
 
     def _send(self, ident: bytes, mtype: MsgType, **fields: Any) -> None:
         try:
@@ -273,29 +279,25 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         except zmq.ZMQError as exc:
             log.warning("cannot send %s to %r: %s", mtype.value, ident, exc)
 
-    def _handle(self, ident: bytes, mtype: MsgType, msg: Any) -> None:
-        handler: Any = self._handlers.get(mtype)
-        if handler is None:
-            raise ProtocolError(f"the scheduler does not accept {mtype.value} messages")
-        handler(self, ident, msg)
+    def _command(self, node: str, mtype: MsgType, **fields: Any) -> None:
+        """Send a command to the agent of ``node`` (if it is known)."""
+        found = self.decider.nodes.get(node)
+        if found is not None:
+            self._send(found.identity, mtype, **fields)
 
     # -- acting -------------------------------------------------------------------------
     def _act(self, placed: list[Placed]) -> None:
         """Record each placement, then send its start command."""
         for p in placed:
             self.energy.forget(p.pending.execution)  # its deferral decision is spent
-            node = self.decider.nodes[p.node]
-            spec = self._with_limit(self.decider.specs[p.pending.task])
+            self.lifecycle.place(p)
             grants = [(p.node, p.cores), *p.spans]
-            gpus = f" gpus {p.gpus}" if p.gpus else ""
-            self.store.transition(p.pending.execution, ExecState.PLACED, node=p.node,
-                                  cores=p.cores, gpus=p.gpus, spans=p.spans,
-                                  detail=" ".join(f"{n}:{c}" for n, c in grants) + gpus)
             hosts = [{"host": self.decider.nodes[n].host, "cores": c}
                      for n, c in grants] if p.spans else None
-            self._send(node.identity, MsgType.START, execution=p.pending.execution, spec=spec,
-                       args=p.pending.args, cores=p.cores, gpus=p.gpus, hosts=hosts,
-                       attempt=p.pending.attempt)
+            self._command(p.node, MsgType.START, execution=p.pending.execution,
+                          spec=self._with_limit(self.decider.specs[p.pending.task]),
+                          args=p.pending.args, cores=p.cores, gpus=p.gpus, hosts=hosts,
+                          attempt=p.pending.attempt)
 
     def _with_limit(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The spec sent to the engine: with its hard time limit (declared time x factor),
@@ -306,36 +308,20 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
             extra["time_limit_s"] = time_s * factor
         return {**spec, **extra} if extra else spec
 
-    def send_command(self, execution: str, mtype: MsgType, **fields: Any) -> None:
-        """Send a command about ``execution`` to the agent of the node that runs it."""
-        name = self.node_of(execution)
-        node = self.decider.nodes.get(name) if name else None
-        if node is not None:
-            self._send(node.identity, mtype, execution=execution, **fields)
-
-    def node_of(self, execution: str) -> str | None:
-        """The node an execution holds cores on or is paused on; None when it is neither."""
-        held = self.decider.active.get(execution) or self.preemption.paused.get(execution)
-        return held[1] if held else None
-
-    def held_on(self, node: str) -> list[str]:
-        """Executions running or paused on ``node``."""
-        return [e for e, (_, n, _) in [*self.decider.active.items(),
-                                       *self.preemption.paused.items()] if n == node]
-
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        for execution, since in list(self.missing.items()):
-            if now - since > LOST_S and self.node_of(execution) is not None:
-                self._lost(execution, "lost: its agent no longer runs it")
+        self._excuse_own_stall(now)
+        for execution, since in list(self.state.missing.items()):
+            if now - since > LOST_S and self.lifecycle.node_of(execution) is not None:
+                self.lifecycle.lost(execution, "lost: its agent no longer runs it")
         for name, node in list(self.decider.nodes.items()):
             if now - node.last_seen > self.node_stale_s:
                 del self.decider.nodes[name]
-                for execution in self.held_on(name):
-                    self._lost(execution, f"lost: node {name} silent")
+                for execution in self.lifecycle.held_on(name):
+                    self.lifecycle.lost(execution, f"lost: node {name} silent")
         if now >= self.next_prediction_record:
             self.next_prediction_record = now + 10.0
-            self._record_predictions()
+            self.agents.record_predictions()
         if self.parent_pid and not pid_alive(self.parent_pid):
             self._abort("the simulation process that started the scheduler is gone")
         if not self.decider.sim_running:
@@ -343,63 +329,63 @@ class SchedulerService(ClientRequests, AgentReports, Outcomes):
         if self._finished():
             self._drained()
 
+    _housekept: float | None = None
+
+    def _excuse_own_stall(self, now: float) -> None:
+        """After the scheduler's own stall, nodes and executions get their full time to be
+        heard from again: their silence over the stall was its own (nothing is requeued
+        as lost, and run twice, for it)."""
+        gap = 0.0 if self._housekept is None else now - self._housekept
+        self._housekept = now
+        if gap <= STALL_S:
+            return
+        log.warning("the scheduler did not run for %.1f s; its peers get their time again", gap)
+        for node in self.decider.nodes.values():
+            node.last_seen = max(node.last_seen, now)
+        for execution in self.state.missing:
+            self.state.missing[execution] = now
+
     def _skip_misfits(self) -> None:
         """Once the simulation has ended (every node known): skip what no node can run,
         rather than have the drain wait for it forever."""
         for execution, why in self.decider.never_fit().items():
             log.warning("skipping %s: %s", execution, why)
-            del self.decider.pending[execution]
-            self.store.transition(execution, ExecState.SKIPPED, detail=why, reason=why)
+            self.lifecycle.skip(execution, why)
+
+    def _skip_doomed(self) -> None:
+        """Skip the queued executions the cycle found depending on one that failed for good
+        (odop.scheduler.depends), with the reason."""
+        for execution, why in self.decider.depends.take_doomed().items():
+            self.lifecycle.skip(execution, why)
 
     def _finished(self) -> bool:
         """The simulation has ended and nothing is queued, running, paused or held."""
-        return not (self.decider.sim_running or self.decider.pending or self.decider.active
-                    or self.preemption.paused or self.holds.waiting())
+        return not (self.decider.sim_running or self.lifecycle.busy())
 
     def _drained(self) -> None:
-        self._record_predictions()
+        self.agents.record_predictions()
         counts = self.store.counts()
-        for ident, ref in self.waiters:
+        for ident, ref in self.state.waiters:
             self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
                        failed=counts.get("failed", 0))
         self._shutdown_agents("queue drained")
-        self.running = False
+        self.state.running = False
 
     def _abort(self, reason: str) -> None:
         """The simulation is gone: cancel what is queued, stop what runs, and exit. What
         the triggers match that they had not yet seen is queued first, so that it is
         cancelled with the reason too, listed rather than missing."""
         log.warning("aborting: %s", reason)
-        for watcher in self.triggers.watchers.values():
-            watcher.rescan()
-        self._fire_triggers(time.time(), set(self.triggers.watchers))
-        now = time.time()
-        for execution in [*self.decider.pending, *self.holds.held]:
-            self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
-        for execution in [*self.decider.active, *self.preemption.paused]:
-            self.decider.release(execution)
-            with contextlib.suppress(TransitionError):
-                self.store.transition(execution, ExecState.CANCELLED, detail=reason,
-                                      reason=reason, ended_at=now)
-        self.decider.pending.clear()
-        self.holds.held.clear()
-        self.preemption.paused.clear()
+        self._last_look()
+        self.lifecycle.cancel_all(reason)
         self._shutdown_agents(reason)
-        self.running = False
+        self.state.running = False
 
     def _shutdown_agents(self, reason: str) -> None:
         for node in self.decider.nodes.values():
             self._send(node.identity, MsgType.SHUTDOWN, reason=reason)
-        for node_name, pid in self.agents.items():
-            self.store.end_component("agent", node_name, pid)
-
-    _handlers = {
-        MsgType.DECLARE: ClientRequests._on_declare, MsgType.SUBMIT: ClientRequests._on_submit,
-        MsgType.CANCEL: ClientRequests._on_cancel, MsgType.STATUS: ClientRequests._on_status,
-        MsgType.SIM_END: ClientRequests._on_sim_end, MsgType.HELLO: AgentReports._on_hello,
-        MsgType.SAMPLE: AgentReports._on_sample, MsgType.PHASE: AgentReports._on_phase,
-        MsgType.STARTED: AgentReports._on_started, MsgType.EXITED: AgentReports._on_exited,
-    }
+        for name, pid in self.state.agents.items():
+            self.store.end_component("agent", name, pid)
 
 
 def _with_allocation(config: Config) -> Config:
@@ -422,7 +408,7 @@ def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
     meta = RunStore(paths.db, readonly=True).meta() if paths.db.exists() else {}
     config = _with_allocation(run_config(meta, config))
     service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
-    node = os.environ.get("ODOP_NODE") or os.uname().nodename
+    node = node_name()
     service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
     try:
         service.run()
