@@ -280,11 +280,13 @@ def join_cgroups(name: str) -> None:
 
 
 def cgroup_pids(name: str) -> set[int]:
-    """Every process in node ``name``'s cgroups."""
+    """Every process in node ``name``'s cgroups, those below them included (the memory
+    cgroups an agent's engine makes for its tasks)."""
     pids: set[int] = set()
     for path in _cgroup_dirs(name):
-        with contextlib.suppress(OSError):
-            pids |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+        for procs in path.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids |= {int(p) for p in procs.read_text().split()}
     return pids
 
 
@@ -363,6 +365,10 @@ def _kill(pid: int, sig: int) -> None:
 
 
 def _rmdir(path: Path, problems: list[str]) -> None:
+    """Remove a cgroup folder, the folders below it first (a task's engine makes some)."""
+    if path.is_dir():
+        for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+            _rmdir(child, problems)
     deadline = time.monotonic() + 5
     while path.exists():
         try:
