@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,16 @@ POWERCAP_ROOT = "/sys/class/powercap"
 # intel-rapl:<pkg> and intel-rapl:<pkg>:<sub>; intel-rapl-mmio duplicates the package
 # counters and psys overlaps them, so neither is summed.
 _ZONE = re.compile(r"^intel-rapl:\d+(:\d+)?$")
+_DENIED = (errno.EACCES, errno.EPERM)
+
+FIX = ('let a group read the counters: in /etc/udev/rules.d/70-powercap.rules put '
+       'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chgrp powercap /sys%p/energy_uj", '
+       'RUN+="/bin/chmod g+r /sys%p/energy_uj", run `udevadm trigger -s powercap` and add '
+       "the user to the group powercap; or, until the next boot, "
+       "`sudo chmod o+r {root}/intel-rapl:*/energy_uj`")
+"""How to make the counters readable without running odop as root (``{root}``: the tree).
+Linux 5.10 made ``energy_uj`` root-only (CVE-2020-8694, a power side channel): granting
+a group weighs that against measuring instead of estimating."""
 
 
 @dataclass
@@ -44,10 +55,12 @@ class RaplSource(PowerSource):
     """CPU package and DRAM power from ``energy_uj`` counters (microjoules).
 
     Counters wrap at ``max_energy_range_uj``; a wrap between two reads is undone.
-    Zones whose counter cannot be read (root-only since Linux 5.10 on many systems)
-    are skipped and named once in ``problems``; with none left the source is
-    unavailable and reports nothing. ``zones``: watts per zone over the last tick.
-    ``root`` may point at a copy of the tree (tests use a fake one in a tmp dir).
+    Zones whose counter cannot be read are skipped and named once in ``problems``;
+    counters that exist but this user may not read (root-only since Linux 5.10 on many
+    systems) make one problem that names them, says what power is then estimated by,
+    and how to grant access (FIX). With no zone left the source is unavailable and
+    reports nothing. ``zones``: watts per zone over the last tick. ``root`` may point
+    at a copy of the tree (tests use a fake one in a tmp dir).
     """
 
     name = "rapl"
@@ -56,12 +69,25 @@ class RaplSource(PowerSource):
         super().__init__()
         self.counters: list[_Zone] = []
         self.reason = ""
+        self.denied: list[str] = []
         names = sorted(os.listdir(root)) if os.path.isdir(root) else []
         for entry in names:
             if _ZONE.match(entry):
                 self._open(os.path.join(root, entry))
         if not self.counters:
             self.reason = f"no readable RAPL package zone under {root}"
+        if self.denied:
+            self.problems.append(self._denied_problem(root))
+
+    def _denied_problem(self, root: str) -> str:
+        """One message for every counter this user may not read: which, what power is
+        measured by instead, and how to grant access."""
+        then = ("CPU power is not measured: the next source estimates it (by default "
+                "the utilisation model, labelled 'model')" if not self.counters
+                else "those zones are left out")
+        return (f"RAPL energy counters exist but user {os.geteuid()} may not read them "
+                f"({', '.join(self.denied)}): {then}. To measure it, "
+                + FIX.format(root=root))
 
     def _open(self, path: str) -> None:
         try:
@@ -74,7 +100,10 @@ class RaplSource(PowerSource):
                 max_uj = int(f.read())
             fd = os.open(os.path.join(path, "energy_uj"), os.O_RDONLY)
         except (OSError, ValueError) as exc:  # no permission or a malformed zone: skip it
-            self.problems.append(f"RAPL zone {path} unreadable: {_why(exc)}")
+            if isinstance(exc, OSError) and exc.errno in _DENIED:
+                self.denied.append(str(exc.filename))
+            else:
+                self.problems.append(f"RAPL zone {path} unreadable: {_why(exc)}")
             return
         try:
             first = _read_int(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,6 +11,8 @@ from odop_obs.power import NvmlPower, RaplSource, ReplayPower, UtilisationModel
 from odop_obs.power.base import DOMAINS, PowerSource
 from odop_obs.power.replay import ENV
 from odop_obs.samplers.base import Sampler
+
+log = logging.getLogger(__name__)
 
 
 def default_sources() -> list[PowerSource]:
@@ -33,6 +36,7 @@ class PowerSampler(Sampler):
                   that reported this tick, in priority order
         zones:    {zone: watts} the measured zones (RAPL zones) of this tick
         problems: [str] new problems (unreadable counter files ...), each reported once
+                  here and logged once as a warning (the agent's log, or stderr)
 
     Runs after the ``system`` and ``gpu`` samplers, whose sections the model and NVML
     sources read. Consumers take energy over an interval as the difference of two
@@ -71,6 +75,8 @@ class PowerSampler(Sampler):
             if problems:
                 new.extend(problems)
                 problems.clear()
+        for problem in new:
+            log.warning("power: %s", problem)
         return new
 
     def close(self) -> None:
