@@ -88,8 +88,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """A plain mapping that :func:`load_config` turns back into ``config``."""
+    """A plain mapping that :func:`load_config` turns back into ``config``, with the
+    values in force: ``home`` is the folder actually used ($ODOP_HOME when set)."""
     data = {k: getattr(config, k) for k in _FIELDS if k != "extra"}
+    data["home"] = str(config.home_path)
     data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
     return {**data, **config.extra}
 
@@ -172,9 +174,9 @@ def _coerce(key: str, value: Any) -> Any:
 
 
 def _check_choice(key: str, value: Any) -> str:
-    from odop.scheduler.plugins import available
+    from odop.plugins import FAMILIES
 
-    names = available(key)
+    names = FAMILIES[key].names()
     if value not in names:
         raise ConfigError(f"config key {key!r} = {value!r} is unknown; allowed: {', '.join(names)}")
     return str(value)

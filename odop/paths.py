@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
@@ -86,17 +88,55 @@ def runs_folder(home: Path) -> Path:
     return home / "runs"
 
 
+def created_at(root: Path) -> float | None:
+    """When the run in folder ``root`` was created (unix s), as its database records it:
+    meta ``started`` (written when the run is opened), else ``scheduler_started``, else
+    its first component's start; None when the database records none of them."""
+    from odop.store.db import connect
+
+    try:
+        conn = connect(root / "odop.db", readonly=True)
+    except sqlite3.Error:
+        return None
+    try:
+        meta = dict(conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('started', 'scheduler_started')"
+        ).fetchall())
+        for key in ("started", "scheduler_started"):
+            if key in meta:
+                return float(json.loads(meta[key]))
+        row = conn.execute("SELECT MIN(started_at) FROM components").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+    finally:
+        conn.close()
+
+
+def runs_by_age(home: Path) -> list[tuple[float, RunPaths]]:
+    """Every run under ``home/runs`` that has a database, oldest first, by its recorded
+    creation time (a run that records none: the time its folder last changed)."""
+    found = []
+    for folder in runs_folder(home).glob("*"):
+        if (folder / "odop.db").exists():
+            created = created_at(folder)
+            found.append((folder.stat().st_mtime if created is None else created,
+                          RunPaths(folder.resolve())))
+    return sorted(found, key=lambda x: (x[0], x[1].name))
+
+
 def resolve_run(run: str | os.PathLike[str], home: Path) -> RunPaths:
-    """Find a run by path or by name under ``home/runs``; 'latest' is the newest."""
+    """Find a run by path or by name under ``home/runs``; 'latest' is the run created last
+    (by the creation time its database records, not by its name)."""
     text = str(run)
     candidates = [Path(text)] if os.sep in text else []
-    if text == "latest":
-        existing = sorted(p for p in runs_folder(home).glob("*") if (p / "odop.db").exists())
-        candidates += existing[-1:]
+    if text == "latest" and not (runs_folder(home) / text / "odop.db").exists():
+        runs = runs_by_age(home)
+        candidates += [runs[-1][1].root] if runs else []
     candidates.append(runs_folder(home) / text)
     for candidate in candidates:
         if (candidate / "odop.db").exists():
             return RunPaths(candidate.resolve())
-    known = sorted(p.name for p in runs_folder(home).glob("*"))[-5:]
+    known = [p.name for _, p in runs_by_age(home)][-5:]
     hint = f"; recent runs: {', '.join(known)}" if known else f"; no runs under {home}/runs"
     raise OdopError(f"run {text!r} not found{hint}")

@@ -48,8 +48,13 @@ def _positive(text: str) -> float:
     return value
 
 
-def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m odop_obs", description=__doc__.split("\n")[0])
+PROG = "python -m odop_obs"
+"""The command's name in usage and messages (``odop obs`` when run through odop)."""
+
+
+def run_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Sample this node's CPUs, memory, "
+                                "processes, GPUs and power, without scheduling anything.")
     a = p.add_argument
     a("--interval", type=_positive, default=1.0, help="seconds between samples (default 1)")
     a("--duration", type=_positive, default=None, help="stop after this many seconds")
@@ -102,12 +107,12 @@ def build(args: argparse.Namespace) -> tuple[Observer, Recorder | None, Publishe
     return obs, recorder, publisher
 
 
-def run_main(argv: Sequence[str]) -> int:
-    args = run_parser().parse_args(argv)
+def run_main(argv: Sequence[str], prog: str = PROG) -> int:
+    args = run_parser(prog).parse_args(argv)
     try:
         obs, recorder, publisher = build(args)
     except (ObsError, OSError) as exc:
-        print(f"odop_obs: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     stopped: list[int] = []
 
@@ -144,9 +149,8 @@ def _row(s: dict[str, Any]) -> str:
             f"power {watts:7.1f} W ({power.get('source', '?')})")
 
 
-def read_main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m odop_obs read",
-                                description="print recorded samples")
+def read_main(argv: Sequence[str], prog: str = PROG) -> int:
+    p = argparse.ArgumentParser(prog=f"{prog} read", description="print recorded samples")
     p.add_argument("path", help="a record file, a samples folder or a run folder")
     p.add_argument("--json", action="store_true", help="one JSON object per sample")
     p.add_argument("--node", default=None, help="only this node's samples")
@@ -157,16 +161,17 @@ def read_main(argv: Sequence[str]) -> int:
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except ObsConfigError as exc:
-        print(f"odop_obs read: {exc}", file=sys.stderr)
+        print(f"{p.prog}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``read ...`` reads records back; anything else (or ``run ...``) samples."""
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Entry point: ``read ...`` reads records back; anything else (or ``run ...``) samples.
+    ``prog`` names the command in usage lines (``odop obs`` from odop's command)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["read"]:
-        return read_main(args[1:])
-    return run_main(args[1:] if args[:1] == ["run"] else args)
+        return read_main(args[1:], prog)
+    return run_main(args[1:] if args[:1] == ["run"] else args, prog)

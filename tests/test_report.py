@@ -109,11 +109,11 @@ def _png_ok(path: Path) -> None:
 
 def test_report_files(run: Path, tmp_path: Path) -> None:
     page, report = build_report(run, tmp_path / "out")
-    assert set(report.figures) == {"cores", "queue", "energy", "tasks"}
+    assert set(report.figures) == {"cores", "queue", "energy"}
     for path in report.figures.values():
         _png_ok(path)
     text = page.read_text()
-    assert len(re.findall(r"src='data:image/png;base64,", text)) == 4
+    assert len(re.findall(r"src='data:image/png;base64,", text)) == 3
     assert "<script" not in text and "http" not in text
     assert "Simulation phases: not recorded" in text
     assert "Prediction accuracy: not recorded" in text
@@ -143,14 +143,14 @@ def test_phases_and_predictions_when_recorded(tmp_path: Path) -> None:
     assert "phases" in report.figures
     _png_ok(report.figures["phases"])
     text = page.read_text()
-    assert "not recorded" not in text and "0.875" in text
+    assert "not recorded" not in text and "87.5 %" in text
 
 
 def test_report_without_samples(tmp_path: Path) -> None:
     run = make_run(tmp_path, samples=False)
     page, report = build_report(run, tmp_path / "out")
     assert report.energies == {} and "energy" not in report.figures
-    assert {"cores", "queue", "tasks"} <= set(report.figures)
+    assert {"cores", "queue"} <= set(report.figures)
     assert "No observer samples were recorded" in page.read_text()
 
 
@@ -166,7 +166,7 @@ def _cli(*argv: str) -> int:
 def test_cli_json(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli(str(run), "--out", str(tmp_path / "o"), "--json") == 0
     out = json.loads(capsys.readouterr().out)
-    assert Path(out["html"]).exists() and len(out["figures"]) == 4
+    assert Path(out["html"]).exists() and len(out["figures"]) == 3
     assert out["headline"]["tasks_done"] == 2
 
 

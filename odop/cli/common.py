@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from odop.config import load_config
 from odop.errors import OdopError
@@ -20,10 +21,13 @@ RUN_HELP = "run name under $ODOP_HOME/runs, a run folder, or 'latest' (the run c
 
 
 def add_run(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """The run, given as the first argument (``odop status RUN``) or as ``--run RUN``;
+    without ``positional`` the command reads its positional words itself
+    (:func:`split_run`), the run first among them."""
     if positional:
-        p.add_argument("run", help="run name under $ODOP_HOME/runs, a run folder, or 'latest'")
-    else:
-        p.add_argument("--run", required=True, help="run name or run folder")
+        p.add_argument("run", nargs="?", metavar="RUN", help=f"{RUN_HELP}; or --run RUN")
+    p.add_argument("--run", dest="run_option", metavar="RUN",
+                   help="the run, as an option instead of the first argument")
     p.add_argument("--config", help="odop config file (TOML)")
 
 

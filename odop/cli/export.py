@@ -54,7 +54,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--now", help="plan as of this time (unix s or ISO 8601; default: now)")
     p.add_argument("--parallel", action="store_true", help="run the tasks side by side")
     p.add_argument("--python", default="python", help="interpreter for Python tasks")
-    p.add_argument("--job-name", default="odop-export")
+    p.add_argument("--job-name", default="odop-export",
+                   help="Slurm job name of the script (default: odop-export)")
     p.add_argument("--utc", action="store_true", help="write --begin in UTC (default: local)")
     add_json(p)
     p.set_defaults(func=run)

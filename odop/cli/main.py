@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["obs"]:  # the observer has its own parser
         from odop_obs.cli import main as obs_main
 
-        return obs_main(argv[1:])
+        return obs_main(argv[1:], prog="odop obs")
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:

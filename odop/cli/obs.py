@@ -9,4 +9,5 @@ from typing import Any
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("obs", help="sample system, processes, GPUs and power (python -m odop_obs)",
                        add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="the observer's own options: odop obs --help")

@@ -20,12 +20,18 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from odop.report.build import build_report
+    from odop.report.figures import MATPLOTLIB_HINT
 
     paths = run_paths(args)
     page, report = build_report(paths.root, Path(args.out) if args.out else None)
     figures = [str(p) for p in report.figures.values()]
+    if report.missing_figures:
+        print(f"odop report: figures not drawn, they need matplotlib ({MATPLOTLIB_HINT}): "
+              f"{', '.join(report.missing_figures)}; the page has every table",
+              file=sys.stderr)
     if args.json:
-        print_json({"html": str(page), "figures": figures, "headline": report.headline})
+        print_json({"html": str(page), "figures": figures,
+                    "missing_figures": report.missing_figures, "headline": report.headline})
         return 0
     h = report.headline
     print(f"run {h['run']}: {h['tasks_done']} tasks done, {h['tasks_failed']} failed; "

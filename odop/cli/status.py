@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from odop.cli.common import add_json, add_run, grant, print_json, run_paths, table
 from odop.store.executions import RunStore
 
 FIELDS = ("id", "task", "state", "node", "cores", "gpus", "spans", "attempt", "started_at",
-          "ended_at", "exit_code", "reason", "cpu_s", "max_rss_bytes", "wall_s", "submitted_at",
-          "output_cut_bytes")
+          "ended_at", "exit_code", "signal", "reason", "cpu_s", "max_rss_bytes", "wall_s",
+          "submitted_at", "output_cut_bytes")
+QUIET_REASONS = ("", "ok")
+"""Reasons not worth a column: an execution that ended well, or one still going."""
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +27,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def snapshot(run_dir: Any) -> dict[str, Any]:
+def snapshot(run_dir: Path) -> dict[str, Any]:
     """The run's state as plain data (what ``--json`` prints)."""
     store = RunStore(run_dir / "odop.db", readonly=True)
     try:
@@ -44,23 +49,70 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(snap)
         return 0
-    print(f"run {snap['run']}  ({paths.root})")
-    print("  ".join(f"{k}: {v}" for k, v in sorted(snap["counts"].items())) or "no executions")
+    print("\n".join(render(snap, paths.root)))
+    return 0
+
+
+def render(snap: dict[str, Any], root: Path) -> list[str]:
+    """The text view: one block after another (each a list of lines; empty: left out)."""
+    lines: list[str] = []
+    for block in BLOCKS:
+        lines += block(snap, root)
+    return lines
+
+
+def _title(snap: dict[str, Any], root: Path) -> list[str]:
+    counts = "  ".join(f"{k}: {v}" for k, v in sorted(snap["counts"].items()))
+    return [f"run {snap['run']}  ({root})", counts or "no executions"]
+
+
+def _executions(snap: dict[str, Any], _root: Path) -> list[str]:
+    ex = snap["executions"]
+    if not ex:
+        return []
+    header = ["id", "task", "state", "node", "cores", "start", "wall", "cpu_s", "rss", "exit"]
     rows = [[e["id"][:8], e["task"], e["state"], e["node"] or "", grant(e["cores"], e["gpus"]),
              _t(e["started_at"]), _dur(e["wall_s"]), _num(e["cpu_s"]), _mib(e["max_rss_bytes"]),
-             "" if e["exit_code"] is None else str(e["exit_code"])]
-            for e in snap["executions"]]
-    if rows:
-        print(table(rows, ["id", "task", "state", "node", "cores", "start", "wall", "cpu_s",
-                           "rss", "exit"]))
-    for e in snap["executions"]:
-        if e["output_cut_bytes"]:
-            print(f"{e['id'][:8]}  output cut: {e['output_cut_bytes']} bytes dropped from the "
-                  "middle of its stdout/stderr (output_max_bytes)")
+             exit_text(e)] for e in ex]
+    if any(_reason(e) for e in ex):
+        header.append("reason")
+        for row, e in zip(rows, ex, strict=True):
+            row.append(_reason(e))
+    return table(rows, header).splitlines()
+
+
+def _components(snap: dict[str, Any], _root: Path) -> list[str]:
     comps = [[c["role"], c["node"], str(c["pid"]), _t(c["started_at"]),
               "running" if not c["ended_at"] else "ended"] for c in snap["components"]]
-    print(table(comps, ["component", "node", "pid", "started", "state"]))
-    return 0
+    return table(comps, ["component", "node", "pid", "started", "state"]).splitlines()
+
+
+def _cut(snap: dict[str, Any], _root: Path) -> list[str]:
+    return [f"{e['id'][:8]}  output cut: {e['output_cut_bytes']} bytes dropped from the middle "
+            "of its stdout/stderr (output_max_bytes)" for e in snap["executions"]
+            if e.get("output_cut_bytes")]
+
+
+BLOCKS: list[Callable[[dict[str, Any], Path], list[str]]] = [_title, _executions, _cut,
+                                                              _components]
+"""The text view's blocks, in order: add one here to show more."""
+
+
+def exit_text(e: dict[str, Any]) -> str:
+    """The exit column: the exit code, else the signal that ended the process (SIGKILL
+    for a time-limit or memory kill), else empty (not ended, or never started)."""
+    if e["exit_code"] is not None:
+        return str(e["exit_code"])
+    if e.get("signal"):
+        try:
+            return signal.Signals(e["signal"]).name
+        except ValueError:
+            return f"signal {e['signal']}"
+    return ""
+
+
+def _reason(e: dict[str, Any]) -> str:
+    return "" if (e["reason"] or "") in QUIET_REASONS else str(e["reason"])
 
 
 def _t(t: float | None) -> str:

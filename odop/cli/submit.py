@@ -1,4 +1,4 @@
-"""``odop submit TASK key=value ...``: queue an execution from a shell."""
+"""``odop submit RUN TASK key=value ...``: queue an execution from a shell."""
 
 from __future__ import annotations
 
@@ -7,20 +7,23 @@ import json
 from typing import Any
 
 from odop.cli.argtypes import seconds
-from odop.cli.common import add_json, add_run, print_json, run_paths
+from odop.cli.common import add_json, add_run, print_json, request, run_paths, split_run
 from odop.errors import OdopError
-from odop.launch.client import Client
 from odop.protocol import MsgType, new_id
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("submit", help="queue one execution of a task in a running run")
-    p.add_argument("task", help="task name")
-    p.add_argument("params", nargs="*", metavar="KEY=VALUE",
-                   help="task arguments; values are JSON when they parse as JSON, else strings")
+    p = sub.add_parser(
+        "submit", help="queue one execution of a task in a running run",
+        usage="odop submit [-h] RUN TASK [KEY=VALUE ...] [--config FILE] [--json] "
+              "[--timeout S]\n       odop submit [-h] TASK [KEY=VALUE ...] --run RUN ...")
+    p.add_argument("words", nargs="+", metavar="RUN TASK [KEY=VALUE ...]",
+                   help="the run (or --run RUN), the task's name, and its arguments; values "
+                        "are JSON when they parse as JSON, else strings")
     add_run(p, positional=False)
     add_json(p)
-    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for the scheduler")
+    p.add_argument("--timeout", type=seconds, default=5.0, metavar="S",
+                   help="seconds to wait for the scheduler's acknowledgement (default 5)")
     p.set_defaults(func=run)
 
 
@@ -38,20 +41,14 @@ def parse_params(params: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = run_paths(args)
-    client = Client(paths.scheduler_endpoint)
+    name, words = split_run(args, args.words, "the task's name")
+    paths = run_paths(args, name)
+    task, params = words[0], parse_params(words[1:])
     execution = new_id()
-    try:
-        reply = client.request(MsgType.SUBMIT, args.timeout, execution=execution, task=args.task,
-                               args=parse_params(args.params), rank=None)
-    finally:
-        client.close()
-    if reply is None:
-        raise OdopError(f"no answer from the scheduler of run {paths.name} in {args.timeout}s")
-    if reply["type"] == "error":
-        raise OdopError(reply["error"])
+    request(paths, MsgType.SUBMIT, args.timeout, execution=execution, task=task, args=params,
+            rank=None)
     if args.json:
-        print_json({"execution": execution, "task": args.task, "run": paths.name})
+        print_json({"execution": execution, "task": task, "run": paths.name})
     else:
         print(execution)
     return 0

@@ -25,6 +25,9 @@ class Report:
     nodes: dict[str, energy.NodeEnergy]
     after: Comparison | None = None
     figures: dict[str, Path] = field(default_factory=dict)
+    missing_figures: list[str] = field(default_factory=list)
+    """Files of the figures the run has data for that were not drawn: matplotlib is
+    missing (``pip install 'odop[report]'``)."""
 
 
 def analyse(data: RunData) -> Report:
@@ -59,23 +62,43 @@ def _after(data: RunData, head: dict[str, Any], nodes: dict[str, energy.NodeEner
                             signal, head["tasks_gco2"])
 
 
-def draw(report: Report, out: Path) -> dict[str, Path]:
-    """Write the PNG figures into ``out``; returns them by key."""
+FIGURES = {"cores": "cores.png", "queue": "queue.png", "energy": "energy.png",
+           "phases": "phases.png"}
+"""Each figure's key and file name, in the page's order."""
+
+
+def planned(report: Report) -> list[str]:
+    """The figures the run has data for, by key."""
     from odop.report import figures
 
     d = report.data
+    has = {"cores": bool(figures.core_rows(d)), "queue": bool(d.events),
+           "energy": bool(report.nodes), "phases": bool(d.phases)}
+    return [k for k in FIGURES if has[k]]
+
+
+def draw(report: Report, out: Path) -> dict[str, Path]:
+    """Write the PNG figures into ``out``; returns them by key. Without matplotlib none is
+    drawn and ``report.missing_figures`` names them."""
+    from odop.report import figures
+
+    d, wanted = report.data, planned(report)
+    report.figures, report.missing_figures = {}, []
+    if not figures.have_matplotlib():
+        report.missing_figures = [FIGURES[k] for k in wanted]
+        return report.figures
     out.mkdir(parents=True, exist_ok=True)
-    made: dict[str, Path | None] = {
-        "cores": figures.core_heatmap(d, out / "cores.png") if figures.core_rows(d) else None,
-        "queue": (figures.queue_figure(d, metrics.queue_series(d.events), out / "queue.png")
-                  if d.events else None),
-        "energy": (figures.energy_figure(d, report.nodes, report.headline["signal_source"],
-                                         out / "energy.png") if report.nodes else None),
-        "tasks": (figures.task_stats_figure(d, report.task_stats, out / "tasks.png")
-                  if report.task_stats else None),
-        "phases": figures.phases_figure(d, out / "phases.png"),
+    draw_one = {
+        "cores": lambda path: figures.core_heatmap(d, path),
+        "queue": lambda path: figures.queue_figure(d, metrics.queue_series(d.events), path),
+        "energy": lambda path: figures.energy_figure(d, report.nodes,
+                                                     report.headline["signal_source"], path),
+        "phases": lambda path: figures.phases_figure(d, path),
     }
-    report.figures = {k: v for k, v in made.items() if v is not None}
+    for key in wanted:
+        made = draw_one[key](out / FIGURES[key])
+        if made is not None:
+            report.figures[key] = made
     return report.figures
 
 
@@ -83,6 +106,8 @@ def build_report(run_dir: Path | str, out: Path | str | None = None) -> tuple[Pa
     """Analyse ``run_dir``, draw its figures and write ``report.html`` into ``out``.
 
     ``out`` defaults to ``<run_dir>/report``. Returns the HTML path and the report.
+    Without matplotlib the page is written with its tables and no figures
+    (``report.missing_figures`` names them).
     """
     from odop.report.html import render
 
@@ -90,6 +115,7 @@ def build_report(run_dir: Path | str, out: Path | str | None = None) -> tuple[Pa
     folder = Path(out) if out is not None else data.root / "report"
     report = analyse(data)
     draw(report, folder)
+    folder.mkdir(parents=True, exist_ok=True)
     page = folder / "report.html"
     page.write_text(render(report, folder), encoding="utf-8")
     return page, report

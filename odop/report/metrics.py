@@ -6,6 +6,7 @@ Units: seconds, unix seconds, CPU seconds (core-seconds), bytes, joules, gCO2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,27 @@ def harvested_cpu_s(data: RunData) -> float:
     return total
 
 
+MAKESPAN = ("from the run's start (when odop created the run) to the end of the simulation "
+            "or of the last task, whichever is later")
+"""The one definition of makespan (time to solution): the report's and ``odop demo``'s."""
+
+
+def makespan_s(data: RunData) -> float | None:
+    """Seconds from the run's start to the later of the simulation's end and the last
+    execution's end (:data:`MAKESPAN`); None without a start or either end."""
+    t0 = data.started
+    ends = [float(e["ended_at"]) for e in data.executions if e["ended_at"]]
+    finish = max([*ends, *([data.sim_end] if data.sim_end is not None else [])], default=None)
+    return None if t0 is None or finish is None else finish - t0
+
+
+def run_makespan(run_dir: Path | str) -> float | None:
+    """:func:`makespan_s` of the run in ``run_dir``, read from its database alone."""
+    from odop.report.data import load_run
+
+    return makespan_s(load_run(run_dir, samples=False))
+
+
 def headline(data: RunData, energies: dict[str, ExecutionEnergy] | None = None,
              node_joules: float | None = None) -> dict[str, Any]:
     """The report's first numbers (docs/report.md says how each is computed)."""
@@ -85,11 +107,9 @@ def headline(data: RunData, energies: dict[str, ExecutionEnergy] | None = None,
     for e in ex:
         counts[e["state"]] = counts.get(e["state"], 0) + 1
     t0, sim_end = data.started, data.sim_end
-    ends = [float(e["ended_at"]) for e in ex if e["ended_at"]]
-    last_end = max(ends, default=None)
+    last_end = max((float(e["ended_at"]) for e in ex if e["ended_at"]), default=None)
     sim_wall = sim_end - t0 if t0 is not None and sim_end is not None else None
-    finish = max([x for x in (last_end, sim_end) if x is not None], default=None)
-    makespan = finish - t0 if finish is not None and t0 is not None else None
+    makespan = makespan_s(data)
     walls = [w for w in (wall_of(e) for e in ex) if w is not None]
     cpus = [float(e["cpu_s"]) for e in ex if e["cpu_s"] is not None]
     cores = sum(data.cores_per_node().values())

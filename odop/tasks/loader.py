@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["SourcedSpecError", "load_task_folder", "load_spec_file", "validate_tasks",
+__all__ = ["FileError", "SourcedSpecError", "load_task_folder", "load_spec_file", "validate_tasks",
            "find_cycles"]
 
 
@@ -40,6 +40,20 @@ class SourcedSpecError(SpecError):
 
     def __str__(self) -> str:
         return f"{self.source}: {super().__str__()}"
+
+
+class FileError(SourcedSpecError):
+    """A tasks folder, or a file in one, that cannot be read at all: it names the file and what is
+    wrong with it, not a task or a field (``task`` is the file's stem, ``field``
+    ``'<file>'``)."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        stem = os.path.splitext(os.path.basename(source))[0]
+        super().__init__(source, stem, "<file>", os.path.basename(source), problem)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.problem}"
 
 
 def _sourced(source: str, err: SpecError) -> SpecError:
@@ -77,12 +91,14 @@ def load_spec_file(path: str, *, task_dirs: Iterable[str] = (),
         doc = _read(path)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         kind = "TOML" if path.endswith(".toml") else "JSON"
-        return [], [SourcedSpecError(path, stem, "<file>", os.path.basename(path),
-                                     f"readable, valid {kind} ({exc})")]
+        return [], [FileError(path, f"not a readable, valid {kind} file: {exc}")]
+    # the file's own folder is searched first anyway: named once, in messages too
+    own = os.path.dirname(os.path.abspath(path))
+    dirs = tuple(d for d in task_dirs if os.path.abspath(d) != own)
     specs: list[TaskSpec] = []
     errors: list[SpecError] = []
     for decl in _declarations(doc, stem):
-        spec, errs = check_spec(decl, source=path, task_dirs=tuple(task_dirs),
+        spec, errs = check_spec(decl, source=path, task_dirs=dirs,
                                 executable_dirs=tuple(executable_dirs))
         errors.extend(_sourced(path, e) for e in errs)
         if spec is not None:
@@ -98,9 +114,10 @@ def _load_python(path: str) -> tuple[list[TaskSpec], list[SpecError]]:
         cause = exc.__cause__
         if isinstance(cause, SpecError):
             return [], [_sourced(path, cause)]
-        stem = os.path.splitext(os.path.basename(path))[0]
-        return [], [SourcedSpecError(path, stem, "<file>", os.path.basename(path),
-                                     f"a Python file that imports ({exc})")]
+        if isinstance(cause, SpecErrors):
+            return [], [_sourced(path, e) for e in cause.errors]
+        why = str(exc) if cause is None else f"{type(cause).__name__}: {cause}"
+        return [], [FileError(path, f"this Python module failed to import: {why}")]
     prefix = f"{os.path.abspath(path)}:"
     return [s for s in registry.registered().values() if s.target.startswith(prefix)], []
 
@@ -116,7 +133,7 @@ def load_task_folder(path: str, *, executable_dirs: Iterable[str] = (),
     """
     folder = os.path.abspath(path)
     if not os.path.isdir(folder):
-        raise SpecErrors([SpecError("?", "tasks folder", path, "an existing folder")])
+        raise SpecErrors([FileError(folder, "not an existing folder")])
     exe_dirs = tuple(os.path.abspath(d) for d in executable_dirs)
     sibling = os.path.join(os.path.dirname(folder), "executables")
     if not exe_dirs and os.path.isdir(sibling):
@@ -190,9 +207,9 @@ def _check_runnable(spec: TaskSpec, errors: list[SpecError], exe_dirs: tuple[str
         return
     search = os.pathsep.join((*exe_dirs, os.environ.get("PATH", "")))
     if shutil.which(spec.target, path=search) is None:
+        where = f"in {', '.join(exe_dirs)} or on PATH" if exe_dirs else "on PATH"
         errors.append(SourcedSpecError(spec.source, spec.name, field, spec.target,
-                                       f"a program in {', '.join(exe_dirs) or 'no'} "
-                                       "executable folder(s) or on PATH"))
+                                       f"an executable program {where}"))
 
 
 def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:

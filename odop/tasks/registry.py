@@ -8,8 +8,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from odop.errors import SpecError, UnknownTaskError
-from odop.tasks.spec import TaskSpec, parse_spec
+from odop.errors import SpecError, SpecErrors, UnknownTaskError
+from odop.tasks.spec import TaskSpec, check_spec
+from odop.tasks.spec import parse_spec as parse_spec  # re-exported
 from odop.tasks.target import file_of_module
 
 __all__ = ["task", "register", "registered", "get", "clear", "function_target"]
@@ -42,7 +43,9 @@ def function_target(fn: Callable[..., Any], task: str = "?") -> str:
     main_file = getattr(main, "__file__", None)
     if not main_file:
         raise SpecError(task, "function", qualname,
-                        "a function in a script file or module (not typed interactively)")
+                        "a function in a script file or an importable module; one defined in "
+                        "code run with python -c or typed interactively cannot be imported "
+                        "by a worker")
     return f"{os.path.abspath(main_file)}:{qualname}"
 
 
@@ -79,13 +82,36 @@ def task(fn: Any = None, /, *, name: str | None = None, **fields: Any) -> Any:
 
     def decorate(func: F) -> F:
         task_name = name if name is not None else getattr(func, "__name__", "?")
-        target = function_target(func, task_name)
-        spec = parse_spec({"name": task_name, "function": target, **fields}, source="decorator")
+        spec = _checked(func, task_name, fields)
         register(spec)
         func.__odop_task__ = spec  # type: ignore[attr-defined]
         return func
 
     return decorate if fn is None else decorate(fn)
+
+
+PLACEHOLDER_TARGET = "odop_unimportable:function"
+"""Stands for a function that cannot be imported while its other fields are checked."""
+
+
+def _checked(func: Callable[..., Any], task_name: str, fields: dict[str, Any]) -> TaskSpec:
+    """The spec of a decorated function; every error at once (the fields' and the
+    function's own), as one SpecError or, for several, SpecErrors."""
+    errors: list[SpecError] = []
+    try:
+        target = function_target(func, task_name)
+    except SpecError as exc:
+        errors.append(exc)
+        target = PLACEHOLDER_TARGET
+    spec, field_errors = check_spec({"name": task_name, "function": target, **fields},
+                                    source="decorator")
+    errors = field_errors + errors
+    if len(errors) > 1:
+        raise SpecErrors(errors)
+    if errors:
+        raise errors[0]
+    assert spec is not None
+    return spec
 
 
 def registered() -> dict[str, TaskSpec]:
