@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import Pending
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, make_selection
 
 BUDGET_MS = 1.0
 CORES, SIM_CORES, TASKS, FREE = 128, 120, 1000, 8

@@ -174,9 +174,9 @@ def _coerce(key: str, value: Any) -> Any:
 
 
 def _check_choice(key: str, value: Any) -> str:
-    from odop.scheduler.plugins import available
+    from odop.plugins import FAMILIES
 
-    names = available(key)
+    names = FAMILIES[key].names()
     if value not in names:
         raise ConfigError(f"config key {key!r} = {value!r} is unknown; allowed: {', '.join(names)}")
     return str(value)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from odop import plugins
 from odop.config import load_config
 from odop.errors import ConfigError
-from odop.scheduler import plugins
+from odop.plugins import PLACEMENTS, SELECTIONS
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
-from odop.scheduler.placement import PLACEMENTS
-from odop.scheduler.selection import SELECTIONS, Pending
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, make_selection
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "algorithms.md"
 
@@ -30,11 +31,10 @@ def example() -> str:
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Registrations in a test do not leak into the others."""
-    saved = dict(SELECTIONS), dict(PLACEMENTS)
+    saved = SELECTIONS.snapshot(), PLACEMENTS.snapshot()
     yield
     for live, old in zip((SELECTIONS, PLACEMENTS), saved, strict=True):
-        live.clear()
-        live.update(old)
+        live.restore(old)
 
 
 def test_example_is_under_30_lines() -> None:
@@ -47,11 +47,9 @@ def test_documented_example_registers_and_decides(tmp_path: Path, registry: None
     module.write_text(example())
     monkeypatch.setenv(plugins.PLUGINS_ENV, str(module))
     config = load_config({"selection": "fresh_first", "placement": "high_cores"})
-    assert "fresh_first" in plugins.available("selection")
-    assert "high_cores" in plugins.available("placement")
+    assert "fresh_first" in SELECTIONS.names() and "high_cores" in PLACEMENTS.names()
 
-    d = Decider(plugins.make_selection(config.selection),
-                plugins.make_placement(config.placement))
+    d = Decider(make_selection(config.selection), make_placement(config.placement))
     d.specs["t"] = {"cpus_min": 1.0, "cpus_max": 2.0}
     n = Node("a", b"a", list(range(8)))
     n.update({"util": [0.0] * 8, "sim_bound": [0, 1, 2, 3]}, sim_alive=True)
@@ -66,11 +64,11 @@ def test_documented_example_registers_and_decides(tmp_path: Path, registry: None
 def test_unknown_names_and_broken_plugins_are_config_errors(
         tmp_path: Path, registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="allowed"):
-        plugins.make_selection("nope")
+        make_selection("nope")
     bad = tmp_path / "broken.py"
     bad.write_text("raise RuntimeError('boom')\n")
     monkeypatch.setenv(plugins.PLUGINS_ENV, str(bad))
     with pytest.raises(ConfigError, match="broken.py"):
-        plugins.available("selection")
-    with pytest.raises(ConfigError, match="subclass"):
-        plugins.register(type("Thing", (), {"name": "thing"}))
+        SELECTIONS.names()
+    with pytest.raises(ConfigError, match="name = "):
+        SELECTIONS.register(type("Thing", (), {}))

@@ -13,8 +13,8 @@ from odop.scheduler.core import Decider
 from odop.scheduler.deferral import DeferralPlanner
 from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import Pending
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, make_selection
 
 H = 3600.0
 

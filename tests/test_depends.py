@@ -13,8 +13,8 @@ from odop.paths import RunPaths
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
 from odop.scheduler.depends import Dependencies, ObservedStore, canonical
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import Pending
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, make_selection
 from odop.scheduler.service import SchedulerService
 from odop.store.states import ExecState
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from odop.scheduler.core import Decider
 from odop.scheduler.holds import Holds
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import Pending
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, make_selection
 
 
 class Policy:

@@ -7,9 +7,9 @@ from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
 from odop.scheduler.holds import Holds
 from odop.scheduler.lifecycle import Lifecycle
-from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.placement import make_placement
 from odop.scheduler.preemption import PhaseBook, Preemption
-from odop.scheduler.selection import Pending
+from odop.scheduler.selection import Pending, make_selection
 from odop.scheduler.state import RunState
 from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore

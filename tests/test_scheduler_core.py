@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from odop.plugins import PLACEMENTS, SELECTIONS
 from odop.scheduler.cluster import FreeIndex, Node
 from odop.scheduler.core import Decider, cores_wanted
-from odop.scheduler.placement import PLACEMENTS
-from odop.scheduler.plugins import make_placement, make_selection
-from odop.scheduler.selection import SELECTIONS, Pending, Queue, Selection
+from odop.scheduler.placement import make_placement
+from odop.scheduler.selection import Pending, Queue, Selection, make_selection
 
 SPEC = {"cpus_min": 1.0, "cpus_max": 1.0, "max_runs": None}
 

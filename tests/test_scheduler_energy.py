@@ -159,7 +159,7 @@ def test_unreachable_provider_degrades_to_static(monkeypatch):
 
 @pytest.mark.parametrize(("section", "needle"), [
     ({"provder": "static"}, "'provder' is unknown; allowed: provider,"),
-    ({"provider": "carbonbrief"}, "allowed: static, replay, ukci, electricitymaps"),
+    ({"provider": "carbonbrief"}, "allowed: electricitymaps, entsoe, replay, static, ukci"),
     ({"provider": "electricitymaps"}, "needs key 'zone'"),
     ({"provider": "electricitymaps", "zone": "DE", "token_env": "ODOP_TEST_NO_SUCH_VAR"},
      "'ODOP_TEST_NO_SUCH_VAR'"),

@@ -17,22 +17,10 @@ from typing import Any
 
 from odop.energy.errors import EnergyConfigError
 from odop.energy.policy import DEFAULT_SCALING, CarbonLevel
-from odop.energy.signals import (
-    ElectricityMaps,
-    EntsoePrices,
-    ReplaySignal,
-    SignalProvider,
-    StaticSignal,
-    UKCarbonIntensity,
-    WattTime,
-)
-from odop.energy.signals.entsoe import FALLBACK_PRICE
+from odop.energy.signals import SignalProvider, StaticSignal
 from odop.energy.signals.static import DEFAULT_INTENSITY_G_PER_KWH
+from odop.plugins import GRID_PROVIDERS
 
-PROVIDERS = ("static", "replay", "ukci", "electricitymaps", "watttime", "entsoe")
-TOKEN_ENV = {"electricitymaps": "ODOP_ELECTRICITYMAPS_TOKEN", "entsoe": "ODOP_ENTSOE_TOKEN"}
-REQUIRED = {"replay": ("file",), "electricitymaps": ("zone",), "watttime": ("region",),
-            "entsoe": ("domain",)}
 #: Level names accepted in the config, with the task spec's 'medium' as MODERATE.
 LEVEL_ALIASES = {"medium": CarbonLevel.MODERATE}
 
@@ -117,7 +105,7 @@ def parse_settings(mapping: Mapping[str, Any] | None) -> EnergySettings:
 
 
 def _check(s: EnergySettings) -> None:
-    for key in REQUIRED.get(s.provider, ()):
+    for key in GRID_PROVIDERS.get(s.provider).required:
         if getattr(s, key) is None:
             raise EnergyConfigError(
                 f"[energy] provider {s.provider!r} needs key {key!r}; allowed keys: "
@@ -229,7 +217,8 @@ def _level(key: str, value: object) -> CarbonLevel:
 
 
 _PARSERS: dict[str, Any] = {
-    "provider": _choice(PROVIDERS), "kind": _choice(("carbon", "price")),
+    "provider": lambda key, value: _choice(tuple(GRID_PROVIDERS.names()))(key, value),
+    "kind": _choice(("carbon", "price")),
     "carbon": _number(), "price": _number(optional=True), "file": _text,
     "mode": _choice(("absolute", "relative")), "loop": _flag, "zone": _text, "region": _text,
     "domain": _text, "base_url": _text, "token_env": _text, "username_env": _text,
@@ -260,26 +249,14 @@ def _secret(s: EnergySettings, key: str, default: str | None,
 
 def make_provider(s: EnergySettings, *, now: float,
                   env: Mapping[str, str] | None = None) -> SignalProvider:
-    """The SignalProvider the settings describe (``now``: start of a relative replay)."""
+    """The SignalProvider the settings describe (``now``: start of a relative replay),
+    built by its class in the ``odop.plugins.GRID_PROVIDERS`` registry."""
     env = os.environ if env is None else env
     static = StaticSignal(carbon=s.carbon, price=s.price)
-    if s.provider == "static":
-        return static
-    if s.provider == "replay":
-        return ReplaySignal(s.file or "", mode=s.mode, start_time=now, loop=s.loop)
     remote: dict[str, Any] = {"fallback": static, "refresh_s": s.refresh_s,
                               "timeout_s": s.timeout_s}
     if s.base_url:
         remote["base_url"] = s.base_url
-    if s.provider == "ukci":
-        return UKCarbonIntensity(**remote)
-    if s.provider == "electricitymaps":
-        return ElectricityMaps(s.zone or "", _secret(s, "token_env", TOKEN_ENV["electricitymaps"],
-                                                     env), **remote)
-    if s.provider == "watttime":
-        return WattTime(s.region or "", _secret(s, "username_env", None, env),
-                        _secret(s, "password_env", None, env), **remote)
-    remote["fallback"] = StaticSignal(carbon=None, price=s.price or FALLBACK_PRICE,
-                                      name="static-price")
-    return EntsoePrices(s.domain or "", _secret(s, "token_env", TOKEN_ENV["entsoe"], env),
-                        **remote)
+    return GRID_PROVIDERS.get(s.provider).from_settings(
+        s, now=now, fallback=static, remote=remote,
+        secret=lambda key, default: _secret(s, key, default, env))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 
+from odop.plugins import PLACEMENTS
 from odop.scheduler.cluster import FreeIndex
 
 Choice = tuple[str, list[int]]
@@ -106,6 +107,10 @@ class GpuAware(Placement):
         return _take(free, node, want_max)
 
 
-PLACEMENTS: dict[str, type[Placement]] = {
-    c.name: c for c in (FirstFit, BestFit, WorstFit, RoundRobin, GpuAware)
-}
+for _builtin in (FirstFit, BestFit, WorstFit, RoundRobin, GpuAware):
+    PLACEMENTS.register(_builtin)
+
+
+def make_placement(name: str) -> Placement:
+    """The placement registered as ``name`` (ConfigError naming the allowed ones)."""
+    return PLACEMENTS.get(name)()

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from odop.plugins import SELECTIONS
+
 
 @dataclass
 class Pending:
@@ -99,9 +101,13 @@ class EarliestDeadline(Selection):
         return float("inf") if p.deadline is None else p.deadline
 
 
-SELECTIONS: dict[str, type[Selection]] = {
-    c.name: c for c in (Fifo, PriorityFirst, ShortestFirst, EarliestDeadline)
-}
+for _builtin in (Fifo, PriorityFirst, ShortestFirst, EarliestDeadline):
+    SELECTIONS.register(_builtin)
+
+
+def make_selection(name: str) -> Selection:
+    """The selection registered as ``name`` (ConfigError naming the allowed ones)."""
+    return SELECTIONS.get(name)()
 
 
 class Queue(dict[str, Pending]):

@@ -30,10 +30,11 @@ from odop.scheduler.depends import NOT_DONE, ObservedStore
 from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.lifecycle import Lifecycle
-from odop.scheduler.plugins import make_placement, make_selection
+from odop.scheduler.placement import make_placement
 from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.reports import AgentReports
 from odop.scheduler.requests import ClientRequests
+from odop.scheduler.selection import make_selection
 from odop.scheduler.state import RunState
 from odop.scheduler.triggers import TriggerSet
 from odop.store.executions import RunStore

@@ -14,12 +14,22 @@ Contract for a provider (one file per provider in this folder):
   last error, and whether the provider is degraded (serving a fallback).
 - ``name`` is a short label ('static', 'uk-carbon-intensity', ...) that every figure
   computed from this signal carries.
+
+A provider is a class of the ``odop.plugins.GRID_PROVIDERS`` registry, chosen by its
+``provider`` (the ``[energy] provider`` value); ``required`` names the ``[energy]`` keys
+it needs, and ``from_settings(s, now=, fallback=, remote=, secret=)`` builds it from the
+settings: ``fallback`` is the static signal of the settings, ``remote`` the keyword
+arguments of a :class:`~odop.energy.signals.remote.RemoteSignal` (fallback, refresh,
+timeout, base URL), ``secret(key, default)`` the value of the environment variable the
+key names. A new provider is one module with one class and one ``register`` line.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from odop.energy.forecast import Forecast, SignalPoint
 
@@ -38,6 +48,18 @@ class SignalStatus:
 
 
 class SignalProvider(ABC):
+    provider: ClassVar[str] = ""
+    """Its name in ``[energy] provider``."""
+    required: ClassVar[tuple[str, ...]] = ()
+    """The ``[energy]`` keys it cannot do without."""
+
+    @classmethod
+    def from_settings(cls, s: Any, *, now: float, fallback: SignalProvider,
+                      remote: dict[str, Any], secret: Callable[[str, str | None], str],
+                      ) -> SignalProvider:
+        """The provider the ``[energy]`` settings ``s`` describe."""
+        raise NotImplementedError(f"provider {cls.provider!r} cannot be built from settings")
+
     """A source of grid carbon intensity and/or price, now and forecast."""
 
     name: str = "signal"

@@ -8,6 +8,8 @@ GET {base}/carbon-intensity/forecast?zone=Z ->
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +17,9 @@ from odop.energy.errors import EnergyConfigError, SignalError
 from odop.energy.forecast import Forecast, resample
 from odop.energy.signals._http import build_url, http_get
 from odop.energy.signals._timefmt import parse_time
+from odop.energy.signals.base import SignalProvider
 from odop.energy.signals.remote import RemoteSignal
+from odop.plugins import GRID_PROVIDERS
 
 EM_BASE_URL = "https://api.electricitymap.org/v3"
 
@@ -38,10 +42,21 @@ def parse_em_payloads(latest: bytes, forecast: bytes, now: float,
     return Forecast(grid, res, vals, None, "EUR", name, now, {"zone": last.get("zone")})
 
 
+@GRID_PROVIDERS.register
 class ElectricityMaps(RemoteSignal):
     """Carbon intensity of one zone (e.g. 'DE', 'FR', 'US-CAL-CISO')."""
 
     name = "electricity-maps"
+
+    provider = "electricitymaps"
+    required = ("zone",)
+    token_env = "ODOP_ELECTRICITYMAPS_TOKEN"
+    """Where the API token is read when ``token_env`` is not set (environment variable)."""
+
+    @classmethod
+    def from_settings(cls, s: Any, *, remote: dict[str, Any],
+                      secret: Callable[[str, str | None], str], **_: Any) -> SignalProvider:
+        return cls(s.zone or "", secret("token_env", cls.token_env), **remote)
 
     def __init__(self, zone: str, token: str, base_url: str = EM_BASE_URL,
                  **kwargs: object) -> None:

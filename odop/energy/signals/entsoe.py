@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +22,10 @@ from odop.energy.errors import EnergyConfigError, SignalError
 from odop.energy.forecast import Forecast, resample
 from odop.energy.signals._http import build_url, http_get
 from odop.energy.signals._timefmt import parse_time
+from odop.energy.signals.base import SignalProvider
 from odop.energy.signals.remote import RemoteSignal
 from odop.energy.signals.static import StaticSignal
+from odop.plugins import GRID_PROVIDERS
 
 ENTSOE_BASE_URL = "https://web-api.tp.entsoe.eu/api"
 #: Flat placeholder price (EUR/MWh) served while no day-ahead data is available: a flat
@@ -95,10 +99,23 @@ def _stamp(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y%m%d%H00")
 
 
+@GRID_PROVIDERS.register
 class EntsoePrices(RemoteSignal):
     """Day-ahead prices of one bidding zone (EIC code, e.g. '10Y1001A1001A82H' DE-LU)."""
 
     name = "entso-e"
+
+    provider = "entsoe"
+    required = ("domain",)
+    token_env = "ODOP_ENTSOE_TOKEN"
+    """Where the API token is read when ``token_env`` is not set (environment variable)."""
+
+    @classmethod
+    def from_settings(cls, s: Any, *, remote: dict[str, Any],
+                      secret: Callable[[str, str | None], str], **_: Any) -> SignalProvider:
+        remote = {**remote, "fallback": StaticSignal(carbon=None, price=s.price or
+                                                     FALLBACK_PRICE, name="static-price")}
+        return cls(s.domain or "", secret("token_env", cls.token_env), **remote)
 
     def __init__(self, domain: str, token: str, base_url: str = ENTSOE_BASE_URL,
                  horizon_s: float = 2 * 86400.0, **kwargs: object) -> None:

@@ -16,6 +16,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from odop.energy.errors import EnergyConfigError, SignalError
 from odop.energy.forecast import Forecast, SignalPoint, resample
 from odop.energy.signals._timefmt import parse_time
 from odop.energy.signals.base import SignalProvider
+from odop.plugins import GRID_PROVIDERS
 
 _TIME_KEYS = ("t", "time", "timestamp", "datetime", "from")
 _CARBON_KEYS = ("carbon", "intensity", "gco2_per_kwh")
@@ -69,8 +71,16 @@ def load_series(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.nda
             None if np.isnan(p_arr).all() else p_arr)
 
 
+@GRID_PROVIDERS.register
 class ReplaySignal(SignalProvider):
     """A file's series, replayed absolutely or from ``start_time`` (unix s)."""
+
+    provider = "replay"
+    required = ("file",)
+
+    @classmethod
+    def from_settings(cls, s: Any, *, now: float, **_: Any) -> SignalProvider:
+        return cls(s.file or "", mode=s.mode, start_time=now, loop=s.loop)
 
     def __init__(self, path: str | Path, mode: str = "absolute", start_time: float = 0.0,
                  loop: bool = False, currency: str = "EUR", name: str | None = None) -> None:

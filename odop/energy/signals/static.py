@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from odop.energy.errors import EnergyConfigError
 from odop.energy.forecast import Forecast, SignalPoint
 from odop.energy.signals.base import SignalProvider
+from odop.plugins import GRID_PROVIDERS
 
 #: Assumed carbon intensity when nothing better is configured, gCO2/kWh: the world
 #: power-sector average for 2023 reported by Ember (Global Electricity Review 2024).
@@ -16,12 +18,19 @@ DEFAULT_INTENSITY_G_PER_KWH = 480.0
 DEFAULT_INTENSITY_SOURCE = "Ember Global Electricity Review 2024: world average 2023"
 
 
+@GRID_PROVIDERS.register
 class StaticSignal(SignalProvider):
     """The same value at every instant (gCO2/kWh and/or currency/MWh).
 
     A flat forecast gives the planner nothing to shift towards, so tasks start now:
     with no grid data odop behaves like a plain scheduler.
     """
+
+    provider = "static"
+
+    @classmethod
+    def from_settings(cls, s: Any, *, fallback: SignalProvider, **_: Any) -> SignalProvider:
+        return fallback
 
     def __init__(self, carbon: float | None = DEFAULT_INTENSITY_G_PER_KWH,
                  price: float | None = None, currency: str = "EUR",

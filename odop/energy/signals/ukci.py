@@ -8,6 +8,7 @@ GET {base}/intensity/{from}/fw48h returns
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from odop.energy.errors import SignalError
 from odop.energy.forecast import Forecast
 from odop.energy.signals._http import build_url, http_get
 from odop.energy.signals._timefmt import iso_utc, parse_time
+from odop.energy.signals.base import SignalProvider
 from odop.energy.signals.remote import RemoteSignal
+from odop.plugins import GRID_PROVIDERS
 
 UK_BASE_URL = "https://api.carbonintensity.org.uk"
 
@@ -38,10 +41,17 @@ def parse_uk_payload(body: bytes, now: float, name: str = "uk-carbon-intensity")
                     name, now, {"index": index})
 
 
+@GRID_PROVIDERS.register
 class UKCarbonIntensity(RemoteSignal):
     """National GB forecast, 48 h ahead, refreshed in the background."""
 
     name = "uk-carbon-intensity"
+
+    provider = "ukci"
+
+    @classmethod
+    def from_settings(cls, s: Any, *, remote: dict[str, Any], **_: Any) -> SignalProvider:
+        return cls(**remote)
 
     def __init__(self, base_url: str = UK_BASE_URL, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

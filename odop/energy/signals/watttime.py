@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +21,9 @@ from odop.energy.errors import EnergyConfigError, FetchError, SignalError
 from odop.energy.forecast import Forecast, SignalPoint
 from odop.energy.signals._http import build_url, http_get
 from odop.energy.signals._timefmt import parse_time
+from odop.energy.signals.base import SignalProvider
 from odop.energy.signals.remote import RemoteSignal
+from odop.plugins import GRID_PROVIDERS
 
 WT_BASE_URL = "https://api.watttime.org"
 LBS_PER_MWH_TO_G_PER_KWH = 0.453592
@@ -46,10 +50,20 @@ def parse_wt_forecast(body: bytes, now: float, name: str = "watttime") -> Foreca
                     {"region": meta.get("region"), "generated_at": meta.get("generated_at")})
 
 
+@GRID_PROVIDERS.register
 class WattTime(RemoteSignal):
     """MOER forecast of ``region`` (e.g. 'CAISO_NORTH') in gCO2/kWh."""
 
     name = "watttime"
+
+    provider = "watttime"
+    required = ("region",)
+
+    @classmethod
+    def from_settings(cls, s: Any, *, remote: dict[str, Any],
+                      secret: Callable[[str, str | None], str], **_: Any) -> SignalProvider:
+        return cls(s.region or "", secret("username_env", None), secret("password_env", None),
+                   **remote)
 
     def __init__(self, region: str, username: str, password: str,
                  base_url: str = WT_BASE_URL, horizon_hours: int = 24, **kwargs: object) -> None:

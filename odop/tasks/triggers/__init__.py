@@ -1,9 +1,10 @@
 """Triggers: what submits a task without an explicit ``odop.submit`` call.
 
 ``make_trigger(spec.trigger, key=spec.name, state=...)`` builds the trigger of a
-normalised trigger dict (see ``odop.tasks.triggers.spec``); the contract every trigger
-follows is in ``odop.tasks.triggers.base``. ``after`` triggers have no watcher: the
-scheduler submits the task when the other task completes (it is in ``depends_on``).
+normalised trigger dict (see ``odop.tasks.triggers.spec``), through the kind's class in
+the ``odop.plugins.TRIGGERS`` registry; the contract every kind follows is in
+``odop.tasks.triggers.base``. ``after`` triggers have no watcher: the scheduler submits
+the task when the other task completes (it is in ``depends_on``).
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from odop.plugins import TRIGGERS
+from odop.tasks.triggers.after import AfterTrigger
 from odop.tasks.triggers.base import MemoryTriggerState, Trigger, TriggerState
 from odop.tasks.triggers.every import EveryTrigger
 from odop.tasks.triggers.file import FileTrigger
 from odop.tasks.triggers.folder import FolderTrigger
 from odop.tasks.triggers.line import LineTrigger, note_start
-from odop.tasks.triggers.spec import EXISTING, FILE_EVENTS, TRIGGER_KINDS, normalize_trigger
+from odop.tasks.triggers.spec import EXISTING, FILE_EVENTS, normalize_trigger
 from odop.tasks.triggers.state import SQLiteTriggerState
 
 __all__ = [
-    "CLOCK_SLACK_S", "EXISTING", "FILE_EVENTS", "TRIGGER_KINDS", "EveryTrigger", "FileTrigger",
-    "FolderTrigger", "LineTrigger", "MemoryTriggerState", "SQLiteTriggerState", "Trigger",
-    "TriggerState", "make_trigger", "normalize_trigger", "note_start",
+    "CLOCK_SLACK_S", "EXISTING", "FILE_EVENTS", "TRIGGERS", "AfterTrigger", "EveryTrigger",
+    "FileTrigger", "FolderTrigger", "LineTrigger", "MemoryTriggerState", "SQLiteTriggerState",
+    "Trigger", "TriggerState", "make_trigger", "normalize_trigger", "note_start",
 ]
 
 CLOCK_SLACK_S = 1.0
@@ -41,20 +44,8 @@ def make_trigger(trigger: Mapping[str, Any], *, key: str, state: TriggerState,
     default) what a file, folder or line trigger finds at its first look that was last
     modified before then is not new. None: everything it finds is new.
     """
-    kind = trigger["kind"]
-    common: dict[str, Any] = {"auto_commit": auto_commit}
-    if kind == "every":
-        return EveryTrigger(key, state, trigger["period_s"], **common)
-    if kind == "after":
-        return None
     skip = started is not None and trigger.get("existing", "skip") == "skip"
-    common.update(base_dir=base_dir, use_inotify=use_inotify,
-                  skip_before=started - CLOCK_SLACK_S if skip and started is not None else None)
-    if kind == "file":
-        return FileTrigger(key, state, trigger["path"], events=trigger["events"],
-                           settle_s=trigger.get("settle_s", 0.0), **common)
-    if kind == "folder":
-        return FolderTrigger(key, state, trigger["path"], **common)
-    if kind == "line":
-        return LineTrigger(key, state, trigger["path"], **common)
-    raise ValueError(f"trigger kind {kind!r} is unknown; allowed: {', '.join(TRIGGER_KINDS)}")
+    return TRIGGERS.get(trigger["kind"]).build(
+        trigger, key=key, state=state, auto_commit=auto_commit, base_dir=base_dir,
+        use_inotify=use_inotify,
+        skip_before=started - CLOCK_SLACK_S if skip and started is not None else None)

@@ -4,6 +4,14 @@ A trigger watches something (files, a folder, a log file, the clock) and turns w
 sees into submissions: ``poll(now)`` returns one keyword-argument dict per new task
 instance (``{"path": "/abs/file"}``, ``{"line": ..., "path": ..., "lineno": n}``, ``{}``).
 
+A kind is a class of the ``odop.plugins.TRIGGERS`` registry; it declares ``kind`` (the
+key users write), ``options`` (its other keys), ``form`` (one phrase for error messages),
+``normalise(value, task)`` (the user's table, checked, as a plain dict with ``kind``)
+and ``build(trigger, key=, state=, **common)`` (the watcher of a normalised dict, or
+None when the scheduler itself submits, as for ``after``). ``common`` holds
+``auto_commit``, ``base_dir``, ``use_inotify`` and ``skip_before``: a kind takes what it
+uses. A new kind is one module with one class and one ``TRIGGERS.register`` line.
+
 The scheduler drives it:
 
 - ``fileno()``: a descriptor that becomes readable when ``poll`` has work (inotify), for
@@ -24,7 +32,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = ["Trigger", "TriggerState", "MemoryTriggerState"]
 
@@ -96,6 +104,21 @@ class Trigger(ABC):
         if self.auto_commit:
             self.commit()
         return submissions
+
+    kind: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()
+    form: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def normalise(cls, value: Mapping[str, Any], task: str) -> dict[str, Any]:
+        """The user's trigger table, checked, as a plain dict with ``kind``."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, trigger: Mapping[str, Any], *, key: str, state: TriggerState,
+              **common: Any) -> Trigger | None:
+        """The watcher of a normalised trigger dict."""
 
     @abstractmethod
     def _poll(self, now: float) -> list[dict[str, Any]]:

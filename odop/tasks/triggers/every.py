@@ -9,17 +9,34 @@ Submissions: ``{}``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from odop.plugins import TRIGGERS
 from odop.tasks.triggers.base import Trigger, TriggerState
+from odop.tasks.units import duration_field
 
 __all__ = ["EveryTrigger"]
 
 
+@TRIGGERS.register
 class EveryTrigger(Trigger):
     """Submits ``{}`` once per ``period_s`` seconds of wall time."""
 
     kind = "every"
+    options = frozenset({"period_s"})
+    form = "every (duration)"
+
+    @classmethod
+    def normalise(cls, value: Mapping[str, Any], task: str) -> dict[str, Any]:
+        raw = value.get("every", value.get("period_s"))
+        return {"kind": "every",
+                "period_s": duration_field(task, "trigger.every", raw, positive=True)}
+
+    @classmethod
+    def build(cls, trigger: Mapping[str, Any], *, key: str, state: TriggerState,
+              **common: Any) -> EveryTrigger:
+        return cls(key, state, trigger["period_s"], auto_commit=common.get("auto_commit", True))
 
     def __init__(self, key: str, state: TriggerState, period_s: float, *,
                  auto_commit: bool = True) -> None:

@@ -18,8 +18,11 @@ import glob
 import os
 import stat
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from odop.errors import SpecError
+from odop.plugins import TRIGGERS
 from odop.tasks.triggers.base import TriggerState, WatchingTrigger
 from odop.tasks.triggers.inotify import (
     IN_CLOSE_WRITE,
@@ -29,17 +32,43 @@ from odop.tasks.triggers.inotify import (
     IN_MOVED_TO,
     InotifyEvent,
 )
+from odop.tasks.triggers.spec import FILE_EVENTS, existing_option, trigger_path
 from odop.tasks.triggers.watch import name_matcher, split_pattern
+from odop.tasks.units import duration_field
 
 __all__ = ["FileTrigger"]
 
 Signature = list[int]  # [mtime_ns, size]
 
 
+@TRIGGERS.register
 class FileTrigger(WatchingTrigger):
     """Submits ``{"path": ...}`` for each new (or changed) file matching ``pattern``."""
 
     kind = "file"
+    options = frozenset({"event", "events", "settle", "settle_s", "existing"})
+    form = ("file (glob, optional event 'created|changed', settle, existing "
+            "'skip|process')")
+
+    @classmethod
+    def normalise(cls, value: Mapping[str, Any], task: str) -> dict[str, Any]:
+        raw = value.get("events", value.get("event", "created"))
+        names = raw.split("|") if isinstance(raw, str) else raw
+        if not isinstance(names, (list, tuple)) or not names or \
+                any(n not in FILE_EVENTS for n in names):
+            raise SpecError(task, "trigger.event", raw,
+                            "'created', 'changed' or 'created|changed'")
+        settle = value.get("settle_s", value.get("settle", 0.0))
+        return {"kind": "file", "path": trigger_path(value, "file", task),
+                "events": [e for e in FILE_EVENTS if e in names],
+                "settle_s": duration_field(task, "trigger.settle", settle),
+                "existing": existing_option(value, task)}
+
+    @classmethod
+    def build(cls, trigger: Mapping[str, Any], *, key: str, state: TriggerState,
+              **common: Any) -> FileTrigger:
+        return cls(key, state, trigger["path"], events=trigger["events"],
+                   settle_s=trigger.get("settle_s", 0.0), **common)
     _want_dirs = False
     _mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 

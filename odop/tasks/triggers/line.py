@@ -29,8 +29,11 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from odop.errors import SpecError
+from odop.plugins import TRIGGERS
 from odop.tasks.triggers.base import TriggerState, WatchingTrigger
 from odop.tasks.triggers.inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO
+from odop.tasks.triggers.spec import existing_option, trigger_path
 
 __all__ = ["LineTrigger", "note_start"]
 log = logging.getLogger("odop.triggers")
@@ -39,10 +42,25 @@ _HEAD_BYTES = 256
 _CHUNK = 1 << 20  # bytes read per poll at most: bounds the work of one poll
 
 
+@TRIGGERS.register
 class LineTrigger(WatchingTrigger):
     """Submits one ``{"line", "path", "lineno"}`` per complete line appended to ``path``."""
 
     kind = "line"
+    options = frozenset({"existing"})
+    form = "line (file path, existing)"
+
+    @classmethod
+    def normalise(cls, value: Mapping[str, Any], task: str) -> dict[str, Any]:
+        path = trigger_path(value, "line", task)
+        if any(ch in path for ch in "*?["):
+            raise SpecError(task, "trigger.line", path, "one file path, not a glob pattern")
+        return {"kind": "line", "path": path, "existing": existing_option(value, task)}
+
+    @classmethod
+    def build(cls, trigger: Mapping[str, Any], *, key: str, state: TriggerState,
+              **common: Any) -> LineTrigger:
+        return cls(key, state, trigger["path"], **common)
 
     def __init__(self, key: str, state: TriggerState, path: str, *, base_dir: str = ".",
                  use_inotify: bool | None = None, auto_commit: bool = True,

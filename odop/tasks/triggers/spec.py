@@ -24,90 +24,53 @@ from collections.abc import Mapping
 from typing import Any
 
 from odop.errors import SpecError
-from odop.tasks.units import duration_field
+from odop.plugins import TRIGGERS
 
-__all__ = ["TRIGGER_KINDS", "FILE_EVENTS", "EXISTING", "normalize_trigger"]
+__all__ = ["EXISTING", "FILE_EVENTS", "existing_option", "normalize_trigger", "task_name",
+           "trigger_path"]
 
-TRIGGER_KINDS = ("file", "folder", "line", "every", "after")
 FILE_EVENTS = ("created", "changed")
 EXISTING = ("skip", "process")
 """What a file, folder or line trigger does with what was there before the run started."""
-_OPTIONS = {
-    "file": {"event", "events", "settle", "settle_s", "existing"},
-    "folder": {"existing"},
-    "line": {"existing"},
-    "every": {"period_s"},
-    "after": {"task"},
-}
 _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_FORMS = ("a table with one of: file (glob, optional event 'created|changed', settle, "
-          "existing 'skip|process'), folder (glob, existing), line (file path, existing), "
-          "every (duration), after (task name)")
 
 
 def normalize_trigger(value: object, task: str) -> dict[str, Any] | None:
-    """The normalised trigger dict (plain JSON types) or None; SpecError if invalid."""
+    """The normalised trigger dict (plain JSON types) or None; SpecError if invalid. Each
+    kind is a class of the TRIGGERS registry, which checks its own options."""
     if value is None:
         return None
+    forms = "a table with one of: " + ", ".join(cls.form for _, cls in TRIGGERS.items())
     if not isinstance(value, Mapping) or not value:
-        raise SpecError(task, "trigger", value, _FORMS)
-    kinds = [k for k in TRIGGER_KINDS if k in value]
+        raise SpecError(task, "trigger", value, forms)
+    kinds = [k for k in TRIGGERS.names() if k in value]
     if "kind" in value:
         kind = value["kind"]
-        if kind not in TRIGGER_KINDS:
-            raise SpecError(task, "trigger.kind", kind, " | ".join(TRIGGER_KINDS))
+        if kind not in TRIGGERS:
+            raise SpecError(task, "trigger.kind", kind, " | ".join(TRIGGERS.names()))
     elif len(kinds) == 1:
         kind = kinds[0]
     else:
-        raise SpecError(task, "trigger", dict(value), f"exactly one kind key; {_FORMS}")
-    allowed = {"kind", "path", kind} | _OPTIONS[kind]
+        raise SpecError(task, "trigger", dict(value), f"exactly one kind key; {forms}")
+    cls = TRIGGERS.get(kind)
+    allowed = {"kind", "path", kind} | set(cls.options)
     for key in value:
         if key not in allowed:
             raise SpecError(task, f"trigger.{key}", value[key],
                             f"keys of a {kind!r} trigger: {', '.join(sorted(allowed))}")
-    return _NORMALISERS[kind](value, task)
+    return dict(cls.normalise(value, task))
 
 
-def _path(value: Mapping[str, Any], kind: str, task: str) -> str:
+def trigger_path(value: Mapping[str, Any], kind: str, task: str) -> str:
+    """The path or glob of a trigger (under its kind's key, or ``path``)."""
     path = value.get(kind, value.get("path"))
     if not isinstance(path, str) or not path.strip() or "\0" in path:
         raise SpecError(task, f"trigger.{kind}", path, "a non-empty path or glob pattern")
     return path
 
 
-
-
-def _file(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    raw = value.get("events", value.get("event", "created"))
-    names = raw.split("|") if isinstance(raw, str) else raw
-    if not isinstance(names, (list, tuple)) or not names:
-        raise SpecError(task, "trigger.event", raw, "'created', 'changed' or 'created|changed'")
-    events = []
-    for name in names:
-        if name not in FILE_EVENTS:
-            raise SpecError(task, "trigger.event", raw, "'created', 'changed' or 'created|changed'")
-        if name not in events:
-            events.append(name)
-    settle = value.get("settle_s", value.get("settle", 0.0))
-    return {"kind": "file", "path": _path(value, "file", task),
-            "events": [e for e in FILE_EVENTS if e in events],
-            "settle_s": duration_field(task, "trigger.settle", settle),
-            "existing": _existing(value, task)}
-
-
-def _folder(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    return {"kind": "folder", "path": _path(value, "folder", task),
-            "existing": _existing(value, task)}
-
-
-def _line(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    path = _path(value, "line", task)
-    if any(ch in path for ch in "*?["):
-        raise SpecError(task, "trigger.line", path, "one file path, not a glob pattern")
-    return {"kind": "line", "path": path, "existing": _existing(value, task)}
-
-
-def _existing(value: Mapping[str, Any], task: str) -> str:
+def existing_option(value: Mapping[str, Any], task: str) -> str:
+    """A trigger's ``existing`` option: skip (the default) or process."""
     raw = value.get("existing", "skip")
     if not isinstance(raw, str) or raw not in EXISTING:
         raise SpecError(task, "trigger.existing", raw,
@@ -116,18 +79,10 @@ def _existing(value: Mapping[str, Any], task: str) -> str:
     return raw
 
 
-def _every(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    raw = value.get("every", value.get("period_s"))
-    return {"kind": "every", "period_s": duration_field(task, "trigger.every", raw, positive=True)}
-
-
-def _after(value: Mapping[str, Any], task: str) -> dict[str, Any]:
-    name = value.get("after", value.get("task"))
-    if not isinstance(name, str) or not _TASK_NAME.match(name):
-        raise SpecError(task, "trigger.after", name, "the name of another task")
-    if name == task:
-        raise SpecError(task, "trigger.after", name, "another task's name, not the task itself")
-    return {"kind": "after", "task": name}
-
-
-_NORMALISERS = {"file": _file, "folder": _folder, "line": _line, "every": _every, "after": _after}
+def task_name(value: Any, task: str) -> str:
+    """Another task's name, as an ``after`` trigger names it."""
+    if not isinstance(value, str) or not _TASK_NAME.match(value):
+        raise SpecError(task, "trigger.after", value, "the name of another task")
+    if value == task:
+        raise SpecError(task, "trigger.after", value, "another task's name, not the task itself")
+    return value
