@@ -11,8 +11,8 @@ import pytest
 
 from odop.cli.export import task_command
 from odop.cli.main import main
+from odop.launch.account import take
 from odop.paths import RunPaths
-from odop.report.account import take
 from odop.store.executions import RunStore
 from odop.store.profiles import Measurement, ProfileStore
 from odop.store.states import ExecState

@@ -32,7 +32,7 @@ from typing import Any
 
 from odop.config import Config, load_config
 from odop.errors import OdopError
-from odop.report.account import Account, take
+from odop.launch.account import Account, take
 from odop.tasks.spec import TaskSpec
 
 log = logging.getLogger("odop.run")

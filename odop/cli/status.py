@@ -1,4 +1,4 @@
-"""``odop status RUN``: a run's executions and components."""
+"""``odop status RUN``: a run's executions, components, and the account of its submissions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from odop.cli.common import add_json, add_run, grant, print_json, run_paths, table
+from odop.launch.account import take
+from odop.paths import RunPaths
 from odop.store.executions import RunStore
 
 FIELDS = ("id", "task", "state", "node", "cores", "gpus", "spans", "attempt", "started_at",
@@ -32,10 +34,11 @@ def snapshot(run_dir: Path) -> dict[str, Any]:
     store = RunStore(run_dir / "odop.db", readonly=True)
     try:
         executions = [{k: row[k] for k in FIELDS} for row in store.all()]
-        return {"run": run_dir.name, "counts": store.counts(), "executions": executions,
+        snap = {"run": run_dir.name, "counts": store.counts(), "executions": executions,
                 "components": store.components(), "meta": store.meta()}
     finally:
         store.close()
+    return {**snap, "account": take(RunPaths(run_dir)).to_dict()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,8 +96,22 @@ def _cut(snap: dict[str, Any], _root: Path) -> list[str]:
             if e.get("output_cut_bytes")]
 
 
+def _account(snap: dict[str, Any], _root: Path) -> list[str]:
+    """Every submission and what became of it (docs/concepts.md#the-account)."""
+    a = snap["account"]
+    parts = [f"{a[k]} {k}" for k in ("done", "failed", "skipped", "cancelled", "exported",
+                                      "queued", "running", "journalled", "unsubmitted",
+                                      "unwritten") if a[k]]
+    origins = ", ".join(f"{n} {o}" for o, n in sorted(a["origins"].items()))
+    lines = [f"account: {a['submitted']} submitted ({origins or 'none'}): "
+             f"{', '.join(parts) or 'nothing yet'}; {a['unaccounted']} unaccounted"]
+    for state, reasons in sorted(a["reasons"].items()):
+        lines += [f"  {n} {state}: {why}" for why, n in sorted(reasons.items())]
+    return lines
+
+
 BLOCKS: list[Callable[[dict[str, Any], Path], list[str]]] = [_title, _executions, _cut,
-                                                              _components]
+                                                              _components, _account]
 """The text view's blocks, in order: add one here to show more."""
 
 

@@ -302,7 +302,7 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     """Drain the queue on every core, then shut odop down; every rank calls it.
 
     Returns, on rank 0, ``{"drained", "done", "failed", "account"}``: the account
-    (odop/report/account.py) of every submission, with those the scheduler never
+    (odop/launch/account.py) of every submission, with those the scheduler never
     confirmed counted as ``journalled`` (kept in the ranks' journals) or ``unwritten``;
     elsewhere an empty dict. With odop disabled at start, ``{"disabled": why, ...}``.
     A failure on one rank never leaves another waiting in a collective. Every wait is
@@ -349,7 +349,7 @@ def _unacked(rt: Runtime) -> tuple[int, int]:
 def _account(rt: Runtime, every: list[tuple[int, int]] | None) -> dict[str, Any]:
     """The run's account, with what the ranks know of their own unconfirmed submissions;
     a failure to read it is said, never raised (stop() must return)."""
-    from odop.report.account import take
+    from odop.launch.account import take
 
     every = every or []
     try:

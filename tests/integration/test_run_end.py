@@ -112,8 +112,8 @@ def test_embedded_stop_right_after_the_last_file_and_submit(tmp_path: Path,
 def test_a_file_no_trigger_submitted_is_unaccounted(tmp_path: Path, odop_home: Path) -> None:
     """The account compares what a trigger matches on disk with what it submitted: a file
     that appeared after the scheduler was gone is counted, never hidden."""
+    from odop.launch.account import take
     from odop.paths import RunPaths
-    from odop.report.account import take
 
     data = tmp_path / "data"
     data.mkdir()
@@ -161,8 +161,8 @@ if __name__ == "__main__":
 def test_a_crash_right_after_a_file_lists_it(tmp_path: Path, odop_home: Path) -> None:
     """The fail-open path: the ranks die without odop.stop(); the run is aborted, and the
     file written just before is in the account as cancelled, with the reason."""
+    from odop.launch.account import take
     from odop.paths import RunPaths
-    from odop.report.account import take
     from tests.integration.helpers import odop_pids, wait_gone
 
     data = tmp_path / "data"
