@@ -45,7 +45,7 @@ if __name__ == "__main__":
 FORK_HATER = '''
 import os, sys
 cmdline = open(f"/proc/{os.getppid()}/cmdline").read()
-forked = "forkserver" in cmdline or "fork" in cmdline
+forked = "odop.engine.forkserver" in cmdline
 open(sys.argv[1], "a").write("forked\\n" if forked else "fresh\\n")
 sys.exit(5 if forked else 0)
 '''

@@ -153,15 +153,20 @@ class Loop:
 
 
 def become_task(msg: Mapping[str, Any], ready: int, report: int) -> None:
-    """In the child: set up, tell the parent (so its pid is a process group pinned to the
-    grant before anyone signals or re-pins it; told before the lowering, so a busy node's
-    SCHED_IDLE never stalls the server), run the task, never return."""
+    """In the child: become a session pinned to the grant, tell the parent (so its pid is
+    a process group on its grant before anyone signals or re-pins it; told before the rest
+    of the set-up and the lowering, so that neither a slow file system nor a busy node's
+    SCHED_IDLE stalls the start), set up, run the task, never return."""
     code = EXIT_SETUP
     try:
         try:
-            die_with_parent(os.getppid(), signal.SIGKILL)  # before anyone can pause it
+            try:
+                die_with_parent(os.getppid(), signal.SIGKILL)  # before anyone can pause it
+                os.setsid()
+                os.sched_setaffinity(0, [int(c) for c in msg["cores"]])
+            finally:
+                os.close(ready)  # EOF either way: a group on its grant, or failed trying
             _setup_child(msg)
-            os.close(ready)  # EOF either way: set up, or failed trying
             prepare({"parent": os.getppid(), "rlimit": msg.get("rlimit"),
                      "cgroup": msg.get("cgroup"), "drain": msg.get("drain")})
         except BaseException:
@@ -182,9 +187,7 @@ def become_task(msg: Mapping[str, Any], ready: int, report: int) -> None:
 
 
 def _setup_child(msg: Mapping[str, Any]) -> None:
-    """Session, affinity, stdio, folder and environment (the lowering follows)."""
-    os.setsid()
-    os.sched_setaffinity(0, [int(c) for c in msg["cores"]])
+    """Stdio, folder and environment (the lowering follows)."""
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(msg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     err = os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
