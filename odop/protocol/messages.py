@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from odop.errors import ProtocolError
+from odop.protocol.codec import MAX_ITEMS
 
 VERSION = 1
 
-MAX_ITEMS = 100_000
-"""Longest list a message field may hold."""
 
 
 class _ListOfMeta(type):
