@@ -2,7 +2,10 @@
 
 Sending never blocks: a message goes into ZeroMQ's queue and the call returns. Requests
 that need an answer wait for it with a bound. Submissions are resent until acknowledged
-(the scheduler ignores a resent id), so none is lost while the scheduler restarts.
+(the scheduler ignores a resent id), so none is lost while the scheduler restarts; the
+resending is paced by an :class:`~odop.launch.outbox.Outbox` (a bounded slice per call,
+nothing but probes to a silent scheduler, memory bounded by spilling to the journal), so a
+``submit`` costs the same whatever the backlog.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import zmq
 
 from odop.errors import ProtocolError
 from odop.launch.journal import Journal
+from odop.launch.outbox import Outbox
 from odop.protocol import MsgType, decode, encode, make, transport, validate
 
 log = logging.getLogger("odop.client")
-RESEND_S = 1.0
 
 
 class Client:
@@ -28,7 +31,7 @@ class Client:
                  journal: Journal | None = None) -> None:
         self.endpoint, self.rank, self.journal = endpoint, rank, journal
         self.sock = transport.dealer(endpoint)
-        self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.outbox = Outbox(self._transmit, journal)
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}
         self.awaiting: set[str] = set()
@@ -45,30 +48,39 @@ class Client:
     def send(self, mtype: MsgType, *, track: bool = False, **fields: Any) -> dict[str, Any]:
         """Queue a message without blocking; ``track`` resends it until acknowledged."""
         msg = make(mtype, **fields)
+        if track:
+            self.outbox.add(msg)
+        else:
+            self._transmit(msg)
+        return msg
+
+    def _transmit(self, msg: dict[str, Any]) -> bool:
+        """Hand one message to ZeroMQ; False when its queue is full (nothing is waited for)."""
         try:
             self.sock.send(encode(msg), zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("scheduler unreachable and send queue full; %s kept for resend",
-                        mtype.value)
-        if track:
-            self.unacked[msg["id"]] = (time.monotonic(), msg)
-        return msg
+            return False
+        return True
 
     def submit(self, execution: str, task: str, args: dict[str, Any]) -> None:
-        """Queue a submission, journal it, and return at once whatever the scheduler does."""
-        msg = self.send(MsgType.SUBMIT, track=True, execution=execution, task=task, args=args,
-                        rank=self.rank)
-        if self.journal is not None and not self.journal.submitted(msg):
+        """Journal a submission and queue it; return at once whatever the scheduler does."""
+        msg = make(MsgType.SUBMIT, execution=execution, task=task, args=args, rank=self.rank)
+        if not self.outbox.add(msg, journal=True):
             self.unjournalled.add(msg["id"])
 
     def resend_all(self) -> None:
-        """Resend every unacknowledged message now (after the scheduler came back)."""
-        for msg_id, (_, msg) in list(self.unacked.items()):
-            self.unacked[msg_id] = (0.0, msg)
-        self.pump()
+        """Resend every unacknowledged message (the scheduler was restarted)."""
+        self.outbox.resend_all()
+
+    def unconfirmed(self) -> tuple[int, int]:
+        """Submissions the scheduler has not confirmed: (in the journal, in no journal)."""
+        held = [m for m in self.outbox.held.values() if m["type"] == "submit"]
+        unwritten = sum(1 for m in held if m["id"] in self.unjournalled)
+        return len(held) - unwritten + self.outbox.spilled + self.outbox.unread, unwritten
 
     def pump(self, timeout_s: float = 0.0) -> None:
-        """Read whatever arrived (waiting up to ``timeout_s`` for the first), resend stale."""
+        """Read whatever arrived (waiting up to ``timeout_s`` for the first), then send or
+        resend a bounded slice of what is due."""
         deadline = time.monotonic() + timeout_s
         while True:
             wait = max(0.0, deadline - time.monotonic())
@@ -76,14 +88,7 @@ class Client:
                 break
             self._receive(self.sock.recv())
             deadline = 0.0
-        now = time.monotonic()
-        for msg_id, (sent, msg) in list(self.unacked.items()):
-            if now - sent > RESEND_S:
-                self.unacked[msg_id] = (now, msg)
-                try:
-                    self.sock.send(encode(msg), zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+        self.outbox.tend()
 
     def ping(self) -> None:
         """Ask the scheduler for a sign of life (a status reply), without waiting."""
@@ -91,6 +96,7 @@ class Client:
 
     def _receive(self, data: bytes) -> None:
         self.heard_at = time.monotonic()
+        self.outbox.heard(self.heard_at)
         try:
             mtype, msg = validate(decode(data))
         except ProtocolError as exc:
@@ -101,8 +107,8 @@ class Client:
             self.errors.append(msg["error"])
             log.warning("scheduler: %s", msg["error"])
         if ref:
-            acked = self.unacked.pop(ref, None)
-            if acked is not None and self.journal is not None and acked[1]["type"] == "submit":
+            acked = self.outbox.acked(ref)
+            if acked is not None and self.journal is not None and acked["type"] == "submit":
                 self.journal.acked(ref)
             if ref in self.awaiting:
                 self.replies[ref] = dict(msg)
@@ -110,9 +116,9 @@ class Client:
     def flush(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` until every tracked message is acknowledged."""
         end = time.monotonic() + timeout_s
-        while self.unacked and time.monotonic() < end:
+        while self.outbox and time.monotonic() < end:
             self.pump(min(0.1, max(0.0, end - time.monotonic())))
-        return not self.unacked
+        return not self.outbox
 
     def request(self, mtype: MsgType, timeout_s: float | None, *, alive: Any = None,
                 **fields: Any) -> dict[str, Any] | None:

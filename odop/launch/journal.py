@@ -12,7 +12,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -31,6 +31,8 @@ class Journal:
         self.failed = 0
         self.moved = False
         """True once the journal writes to its fallback file."""
+        self.segments: list[Path] = [path]
+        """The files written so far, in order (the fallback second)."""
         try:
             self.fd = _open(path)
         except OSError:
@@ -48,6 +50,7 @@ class Journal:
         try:
             self.fd = _open(fallback)
             self.path = fallback
+            self.segments.append(fallback)
         except OSError:
             self.fd = None
 
@@ -71,10 +74,72 @@ class Journal:
     def acked(self, msg_id: str) -> None:
         self._append({"a": msg_id})
 
+    def tell(self) -> Cursor:
+        """Where the next record will be written (to read the records from there on)."""
+        if self.fd is None:
+            return Cursor(len(self.segments), 0)
+        return Cursor(len(self.segments) - 1, os.lseek(self.fd, 0, os.SEEK_END))
+
+    def submissions_from(self, cursor: Cursor, limit: int) -> tuple[list[dict[str, Any]], Cursor]:
+        """Up to ``limit`` submissions written at or after ``cursor``, and the cursor just
+        past the last one read; reads about ``limit`` records, whatever the file's size."""
+        out: list[dict[str, Any]] = []
+        while len(out) < limit and cursor.segment < len(self.segments):
+            try:
+                records, offset = _read_at(self.segments[cursor.segment], cursor.offset,
+                                           limit - len(out))
+            except OSError:
+                records, offset = [], cursor.offset
+            out.extend(r["s"] for r in records if "s" in r)
+            if records:
+                cursor = Cursor(cursor.segment, offset)
+            elif cursor.segment + 1 < len(self.segments):
+                cursor = Cursor(cursor.segment + 1, 0)
+            else:
+                break
+        return out, cursor
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class Cursor(NamedTuple):
+    """A place in a journal: the index of its file (``Journal.segments``), a byte offset."""
+
+    segment: int
+    offset: int
+
+
+READ_BLOCK = 64 * 1024
+"""Bytes read at a time when records are read back from an offset."""
+
+
+def _read_at(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``limit`` whole records from ``offset`` of ``path``; the offset after them."""
+    out: list[dict[str, Any]] = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = b""
+        while len(out) < limit:
+            more = f.read(READ_BLOCK)
+            data += more
+            pos = 0
+            while len(out) < limit and pos + _LEN.size <= len(data):
+                (size,) = _LEN.unpack_from(data, pos)
+                if pos + _LEN.size + size > len(data):
+                    break
+                try:
+                    out.append(msgpack.unpackb(data[pos + _LEN.size:pos + _LEN.size + size],
+                                               raw=False))
+                except (ValueError, msgpack.UnpackException):
+                    return out, offset + pos  # a damaged record: nothing after it is read
+                pos += _LEN.size + size
+            offset, data = offset + pos, data[pos:]
+            if not more:
+                break
+    return out, offset
 
 
 def _open(path: Path) -> int:
