@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from odop.errors import OdopError
 
 COMMANDS = ("demo", "run", "scheduler", "agent", "obs", "submit", "cancel", "status", "watch",
-            "profiles", "report", "export", "completion")
+            "profiles", "report", "export", "shift", "completion")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
