@@ -22,7 +22,7 @@ from odop.engine.cgroup import CgroupTree
 from odop.engine.exits import Exit, exit_record, memory_reason
 from odop.engine.forkclient import ForkClient, ForkServerError
 from odop.engine.memwatch import MemoryWatch
-from odop.engine.mpi import mpi_argv, threads_per_rank
+from odop.engine.mpi import launch_env, mpi_argv, threads_per_rank
 from odop.engine.output import CHECK_S, OutputCap
 from odop.engine.process import TaskProcess
 from odop.engine.scripts import ScriptBook, script_argv
@@ -231,6 +231,7 @@ class Engine:
         argv = command_line(spec, args)
         if spec["kind"] == "mpi":
             argv = mpi_argv(spec, argv, cores, env, hosts)
+            env = {**env, **launch_env(env, hosts)}
         order = {"kind": spec["kind"], "target": spec.get("target", ""), "argv": argv,
                  "args": dict(args), **bounds, "parent": os.getpid(),
                  "drain": spec.get("drain")}

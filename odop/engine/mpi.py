@@ -4,9 +4,13 @@ The launcher is started pinned to the grant (odop.engine.spawn) and inherits tha
 MPICH's Hydra would still re-bind ranks if told to (``-bind-to core`` binds rank 0 to core 0
 whatever the mask), so with Hydra each rank is bound explicitly to one granted core
 (``-bind-to user:c0,c1,...``, ranks round-robin over them); with Open MPI binding is
-turned off so the inherited mask holds. The engine's environment has the outer launcher's
-variables stripped (odop.engine.spawn.clean_env) so the inner mpiexec does not take itself
-for a rank.
+turned off so the inherited mask holds. Hydra starts a one-node task's ranks here
+(``-launcher fork``): inside a Slurm job it would otherwise ``srun`` them onto the job's
+first node. The engine's environment has the outer launcher's variables stripped
+(odop.engine.spawn.clean_env) so the inner mpiexec does not take itself for a rank; a task
+across nodes inside a Slurm job gets ``SLURM_OVERLAP=1`` (:func:`launch_env`), so the step
+the launcher starts on the other nodes shares their cores with the simulation's step
+instead of waiting for it to end.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def mpi_argv(spec: Mapping[str, Any], argv: Sequence[str], cores: Sequence[int],
         return _across(program, kind, spec, argv, hosts)
     line = [program, "-n", str(ranks(spec, cores))]
     if kind == "hydra":
-        line += ["-bind-to", "user:" + ",".join(str(c) for c in cores)]
+        line += ["-launcher", "fork", "-bind-to", "user:" + ",".join(str(c) for c in cores)]
     elif kind == "openmpi":
         line += ["--bind-to", "none"]
     return line + list(argv)
@@ -79,6 +83,14 @@ def _across(program: str, kind: str, spec: Mapping[str, Any], argv: Sequence[str
         line += ["--host", slots, "--bind-to", "none"]
     else:
         line += ["-hosts", slots, "-bind-to", "none"]
-    grants = ";".join(",".join(str(int(c)) for c in h["cores"]) for h in hosts)
+    grants = ";".join(f"{h['host']}=" + ",".join(str(int(c)) for c in h["cores"])
+                      for h in hosts)
     pin = [sys.executable, "-m", "odop.engine.rankpin", str(per), grants]
     return line + pin + (["--drain"] if spec.get("drain") else []) + ["--", *argv]
+
+
+def launch_env(env: Mapping[str, str], hosts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Variables the launcher of a task over several ``hosts`` needs: inside a Slurm job,
+    ``SLURM_OVERLAP=1`` for the ``srun`` it runs (Slurm 22.05 makes a step wait for cores
+    that another step holds otherwise)."""
+    return {"SLURM_OVERLAP": "1"} if len(hosts) > 1 and env.get("SLURM_JOB_ID") else {}

@@ -32,6 +32,21 @@ def where(path):
         json.dump({"host": socket.gethostname(), "cores": sorted(os.sched_getaffinity(0))}, fh)
 '''
 
+EXTERNAL_HEAD = """#!/bin/bash
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --time=00:05:00
+export ODOP_HOME=$SLURM_SUBMIT_DIR/.odop
+RUN="sim-$SLURM_JOB_ID"
+R=$ODOP_HOME/runs/$RUN
+odop scheduler --run "$RUN" --bind "tcp://*:*" &
+while [ ! -e $R/scheduler.endpoint ]; do sleep 0.1; done
+srun --overlap --cpu-bind=none odop agent --run "$RUN" &
+while [ ! -e $R/agents/odop1.pid ] || [ ! -e $R/agents/odop2.pid ]; do sleep 0.1; done
+"""
+"""The start of a 2-node job with a tcp scheduler on the batch node and an agent per node
+(external mode, each started once the one before has come up); ``$RUN`` names the run."""
+
 
 def doc_scripts() -> dict[str, str]:
     """The bash blocks of docs/slurm.md that are sbatch scripts, by their first comment-free

@@ -10,7 +10,7 @@ import pytest
 
 from odop.engine.engine import Engine
 from odop.engine.mpi import mpi_argv, ranks, threads_per_rank
-from odop.engine.rankpin import cores_of, rank_of
+from odop.engine.rankpin import cores_of, my_cores, parse_grants, rank_of
 from tests.conftest import mpiexec
 
 pytestmark = pytest.mark.mpi
@@ -70,9 +70,13 @@ def test_a_task_over_several_nodes_gets_a_block_of_ranks_per_host() -> None:
     line = mpi_argv({"drain": True}, ["./prog"], [2, 3], {}, hosts)
     assert line[1:3] == ["-n", "4"] and "a:2,b:2" in line
     pin = line.index("odop.engine.rankpin")
-    assert line[pin + 1:] == ["2", "2,3;0,1", "--drain", "--", "./prog"]
+    assert line[pin + 1:] == ["2", "a=2,3;b=0,1", "--drain", "--", "./prog"]
     grants = [[2, 3], [0, 1]]
     assert [cores_of(r, 2, grants) for r in range(4)] == [[2], [3], [0], [1]]
+    named = parse_grants("a=2,3;b=0,1")
+    # by host name first (Slurm orders the hosts its own way), local rank within it
+    assert my_cores({"PMI_RANK": "0", "MPI_LOCALRANKID": "1"}, 2, named, "b") == [1]
+    assert my_cores({"PMI_RANK": "3"}, 2, [("h", [2, 3]), ("h", [0, 1])], "h") == [1]
     assert cores_of(1, 1, [[4, 5], [6, 7]]) == [6, 7]  # one rank per node: its whole grant
     assert rank_of({"OMPI_COMM_WORLD_RANK": "3"}) == 3
     with pytest.raises(SystemExit, match="no rank"):
