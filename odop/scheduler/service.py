@@ -27,6 +27,7 @@ from odop.procs import node_name, pid_alive
 from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.depends import NOT_DONE, ObservedStore
+from odop.scheduler.elastic import Elastic
 from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.lifecycle import Lifecycle
@@ -85,6 +86,7 @@ class SchedulerService:
         self.lifecycle = Lifecycle(store, self.profiles, decider, self.holds, state,
                                    self._command, run=paths.name, footprint=self._grams)
         self.preemption = Preemption(decider, self.lifecycle)
+        self.elastic = Elastic(decider, self.lifecycle)
         self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
         self.clients = ClientRequests(decider, store, self.profiles, self.lifecycle,
                                       self.triggers, self.holds, self.energy, state, self._send,
@@ -164,6 +166,7 @@ class SchedulerService:
         now = time.time()
         self.holds.apply(now, self.decider.has_free_core())
         self._act(self.decider.cycle(now))
+        self.elastic.adjust(now)
         self._skip_doomed()
 
     def _core_limit(self, capacity: int) -> int:

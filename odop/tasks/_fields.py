@@ -33,7 +33,7 @@ USER_FIELDS = (
     "name", "kind", "function", "program", "executable", "argv", "time", "cpus", "memory",
     "threads", "gpus", "nodes", "ranks_per_node", "priority", "deadline", "depends_on",
     "max_runs", "max_retries", "retry_backoff", "io_bound", "trigger", "energy", "preempt",
-    "resumable",
+    "resumable", "elastic",
 )
 ENERGY_KEYS = ("deferrable", "max_delay", "carbon_threshold", "price_threshold")
 TASK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
@@ -389,7 +389,18 @@ def _mpi_shape(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:
     return {}
 
 
+def _elastic(m: Mapping[str, Any], task: str, **_: Any) -> dict[str, Any]:
+    """``elastic``: a running execution grows and shrinks within its cpus range."""
+    if "elastic" not in m or not _bool(task, "elastic", m["elastic"]):
+        return {"elastic": False} if "elastic" in m else {}
+    cores = _resources({"cpus": m.get("cpus")}, task)
+    if math.floor(cores.get("cpus_max", 1)) <= max(1, math.ceil(cores.get("cpus_min", 1))):
+        raise SpecError(task, "elastic", True, "true only with a cpus range of whole cores, "
+                        "e.g. cpus = [1, 4]")
+    return {"elastic": True}
+
+
 FIELD_PARSERS: tuple[Parser, ...] = (
     _target, _argv, _durations, _resources, _ints, _bools, _preempt, _depends, _trigger,
-    _energy, _mpi_shape,
+    _energy, _mpi_shape, _elastic,
 )

@@ -54,6 +54,7 @@ class TaskSpec:
     energy: dict[str, Any] = field(default_factory=F.default_energy)
     preempt: str = "pause"  # "pause" | "repin" | "requeue"
     resumable: bool = False
+    elastic: bool = False  # grows and shrinks while it runs (cpus_min < cpus_max)
     source: str = "decorator"  # the spec file, or "decorator"
 
     def __hash__(self) -> int:
