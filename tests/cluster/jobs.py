@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,12 +88,28 @@ def prepare(folder: Path) -> None:
 def sbatch(cluster: Cluster, folder: Path, script: str, timeout: float = 120,
            **env: str) -> tuple[str, str]:
     """Submit ``script`` from node 1 in ``folder`` and wait: (job id, its output)."""
+    return sbatch_wait(sbatch_start(cluster, folder, script, **env), folder, timeout)
+
+
+def sbatch_start(cluster: Cluster, folder: Path, script: str,
+                 **env: str) -> subprocess.Popen[str]:
+    """``sbatch --wait`` of ``script`` from node 1 in ``folder``, running."""
     path = folder / "job.sh"
     path.write_text(script)
-    done = cluster.run(1, ["sbatch", "--parsable", "--wait", "-o", "slurm-%j.out", str(path)],
-                       cwd=folder, env=cluster.env(job_env(**env)), timeout=timeout,
-                       check=False)
-    job = done.stdout.strip().split(";")[0]
+    return cluster.popen(1, ["sbatch", "--parsable", "--wait", "-o", "slurm-%j.out", str(path)],
+                         cwd=folder, env=cluster.env(job_env(**env)), text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # type: ignore[return-value]
+
+
+def sbatch_wait(proc: subprocess.Popen[str], folder: Path,
+                timeout: float = 120) -> tuple[str, str]:
+    """Wait for a job started by :func:`sbatch_start`: (job id, its output); it must exit 0."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    job = stdout.strip().split(";")[0]
     out = (folder / f"slurm-{job}.out").read_text() if job else ""
-    assert done.returncode == 0, f"sbatch exited {done.returncode}: {done.stderr}\n{out}"
+    assert proc.returncode == 0, f"sbatch exited {proc.returncode}: {stderr}\n{out}"
     return job, out
