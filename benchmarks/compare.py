@@ -9,7 +9,12 @@ task (about 0.5 s of CPU per snapshot). Four scenarios on a machine of C cores:
 - ``cpu_spare``: C - 1 CPU-bound ranks, one spare core (like ``all_busy``, 4x the steps);
 - ``phased``:    C ranks alternating compute and io-sleep phases (odop may lend a rank's
   core during its ``io`` phase; 2x the steps);
-- ``all_busy``:  C CPU-bound ranks, no idle core.
+- ``all_busy``:  C CPU-bound ranks, no idle core;
+- ``wrapped_gpu_like``, ``wrapped_phased``, ``wrapped_all_busy``: the same three with an
+  unchanged simulation (``--mode none``: no ``odop.start``, no ``odop.phase`` marks), its
+  ranks unbound as MPICH starts them, under ``odop run`` with the snapshot's tasks as one
+  Python-script task on a file trigger (``python compare_post.py {path} OUT``, the very
+  command the watchers start).
 
 Each scenario runs every way of :mod:`compare_runs` (the simulation alone, tasks after it,
 a ``nice -n 19`` watcher in the simulation's session and in per-task sessions with
@@ -58,6 +63,8 @@ from compare_runs import WAYS, RunFailed, Scenario, run_way  # noqa: E402
 SLOWDOWN_BUDGET_PCT = 2.0
 MAKESPAN_MARGIN = 0.03
 """odop's makespan may exceed the best background variant's by this fraction."""
+TAIL_MARGIN_S = 0.1
+"""odop's drain after the simulation may exceed the last snapshot's task by this (s)."""
 
 
 CPU_BOUND_STEPS = 4
@@ -90,6 +97,15 @@ def scenarios(cores: int, steps: int) -> list[Scenario]:
                  "a rank per core, compute then a 20 ms io phase every step"),
         Scenario("all_busy", cores, 8, 0.0, long, max(1, long // 5),
                  "CPU-bound ranks on every core: no idle core"),
+        Scenario("wrapped_gpu_like", max(1, cores // 4), 1, 0.02, steps, max(1, steps // 5),
+                 "gpu_like, unchanged under odop run, ranks unbound, script tasks",
+                 wrapped=True),
+        Scenario("wrapped_phased", cores, 4, 0.02, phased, max(1, phased // 5),
+                 "phased, unchanged under odop run, ranks unbound and unmarked",
+                 wrapped=True),
+        Scenario("wrapped_all_busy", cores, 8, 0.0, long, max(1, long // 5),
+                 "all_busy, unchanged under odop run, ranks unbound, script tasks",
+                 wrapped=True),
     ]
 
 
@@ -199,7 +215,8 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
             "makespan_runs_s": [round(r["makespan_s"], 2) for r in rs],
             "sim_runs_s": [round(r["sim_wall_s"], 2) for r in rs],
         }
-        extra = [k for k in ("drain_s", "started_during_sim", "tasks_cpu_s") if rs and k in rs[0]]
+        extra = [k for k in ("drain_s", "started_during_sim", "ended_during_sim", "tasks_cpu_s",
+                             "cpu_s_per_snapshot", "last_task_s") if rs and k in rs[0]]
         out[way].update({k: _median(rs, k) for k in extra})
         failed = [r["error"] for r in runs_by_way[way] if "error" in r]
         if failed:
@@ -210,20 +227,29 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
 def targets(name: str, ways: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Whether odop's targets hold in one scenario (``None``: not measurable). Makespans
     are compared as ``makespan_paired_s``, each run against the simulation alone beside it."""
-    idle = name != "all_busy"
+    idle = not name.endswith("all_busy")
     after = ways.get("after", {}).get("makespan_paired_s")
-    bg = [ways[w]["makespan_paired_s"] for w in ("nice", "nice_autogroup")
-          if ways.get(w, {}).get("makespan_paired_s") is not None]
+    watchers = [ways[w] for w in ("nice", "nice_autogroup") if w in ways]
+    bg = [w["makespan_paired_s"] for w in watchers if w.get("makespan_paired_s") is not None]
+    bg_cpu = [w["cpu_s_per_snapshot"] for w in watchers
+              if w.get("cpu_s_per_snapshot") is not None]
     out: dict[str, Any] = {}
     for way, s in ways.items():
         if not way.startswith("odop_") or s["makespan_s"] is None:
             continue
         m, slow = s["makespan_paired_s"], s["sim_slowdown_pct"]
+        tail, last = s.get("drain_s"), s.get("last_task_s")
+        cpu = s.get("cpu_s_per_snapshot")
         out[way] = {
             "below_sequential": (m < after) if idle and None not in (m, after) else None,
             "within_3pct_of_best_background": (m <= (1 + MAKESPAN_MARGIN) * min(bg)
                                                if idle and bg and m is not None else None),
+            "not_behind_best_background": m <= min(bg) if bg and m is not None else None,
             "slowdown_within_2pct": slow <= SLOWDOWN_BUDGET_PCT if slow is not None else None,
+            "tail_within_last_task": (tail <= last + TAIL_MARGIN_S
+                                      if idle and None not in (tail, last) else None),
+            "cpu_per_snapshot_below_background": (cpu < min(bg_cpu)
+                                                  if bg_cpu and cpu is not None else None),
         }
     return out
 

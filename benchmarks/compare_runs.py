@@ -7,7 +7,10 @@ Ways of running the post-processing tasks (``reduce`` + ``compress`` per snapsho
 - ``nice``: a watcher beside ``mpiexec`` starts ``nice -n 19 python -c <tasks>`` per new
   snapshot, in the simulation's session (:mod:`compare_watch`);
 - ``nice_autogroup``: the same, each process in its own session with autogroup nice 19;
-- ``odop_<selection>``: odop (``--mode odop``) with ``selection = "<selection>"``.
+- ``odop_<selection>``: odop (``--mode odop``) with ``selection = "<selection>"``; in a
+  *wrapped* scenario, ``odop run`` around the unchanged simulation (``--mode none``, ranks
+  unbound, no ``odop.phase`` marks) with the snapshot's tasks as one Python-script task
+  (``python compare_post.py {path} OUT``, as the watchers run it) on a file trigger.
 
 Times are Unix seconds (``time.time()``, the clock odop's run database uses).
 """
@@ -55,9 +58,12 @@ class Scenario:
     steps: int
     every: int
     about: str
+    wrapped: bool = False
+    """Ranks unbound (MPICH's default) and odop by ``odop run`` around an unchanged run."""
 
     def sim_argv(self, mode: str, out: Path, *extra: str) -> list[str]:
-        return [MPIEXEC, "-n", str(self.ranks), "-bind-to", "core", sys.executable, "-m",
+        bind = [] if self.wrapped else ["-bind-to", "core"]
+        return [MPIEXEC, "-n", str(self.ranks), *bind, sys.executable, "-m",
                 "odop.demo.heat", "--mode", mode, "--out", str(out), "--json",
                 "--steps", str(self.steps), "--every", str(self.every),
                 "--compute-scale", str(self.compute_scale), "--io-sleep", str(self.io_sleep),
@@ -103,7 +109,7 @@ def _sim(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, 
     if p.returncode != 0:
         raise RunFailed(f"mpiexec exited {p.returncode}: {stderr[-400:]}")
     for line in reversed(stdout.splitlines()):
-        if line.startswith("{"):
+        if line.startswith("{") and '"sim_wall_s"' in line:
             return t0, t1, json.loads(line)
     raise RunFailed(f"no JSON summary from the simulation: {stdout[-200:]}")
 
@@ -141,7 +147,18 @@ def run_background(sc: Scenario, variant: str, home: Path, out: Path) -> dict[st
     end = max([t1, *(t["end"] for t in tasks)])
     sim["submitted"] = 2 * len(tasks)
     return _result(t0, end, sim, harvested(spans, t0, t1), out,
-                   tasks_cpu_s=sum(s[2] for s in spans))
+                   **_task_figures(spans, len(tasks), t1))
+
+
+def _task_figures(spans: list[tuple[float, float, float]], snapshots: int,
+                  sim_end: float) -> dict[str, Any]:
+    """Task CPU seconds in all and per snapshot, how many ended while the simulation ran,
+    and the longest of the last snapshot's tasks (seconds)."""
+    last = max((s for s in spans), key=lambda s: s[0], default=None)
+    return {"tasks_cpu_s": sum(s[2] for s in spans),
+            "cpu_s_per_snapshot": sum(s[2] for s in spans) / snapshots if snapshots else None,
+            "ended_during_sim": sum(1 for s in spans if s[1] <= sim_end),
+            "last_task_s": last[1] - last[0] if last else None}
 
 
 def run_odop(sc: Scenario, selection: str, home: Path, out: Path, tag: str) -> dict[str, Any]:
@@ -153,10 +170,35 @@ def run_odop(sc: Scenario, selection: str, home: Path, out: Path, tag: str) -> d
     db = run_db(home / "runs" / tag / "odop.db")
     spans = [(s, e, c) for s, e, c, _ in db["rows"]]
     sim_end = db["sim_end"] or t1
-    return _result(t0, t1, sim, harvested(spans, t0, sim_end), out, run=tag,
-                   tasks_cpu_s=sum(s[2] for s in spans), done=db["done"],
+    return _result(t0, t1, sim, harvested(spans, t0, sim_end), out, run=tag, done=db["done"],
                    started_during_sim=sum(1 for s in spans if s[0] < sim_end),
-                   drain_s=t1 - sim_end)
+                   drain_s=t1 - sim_end, **_task_figures(spans, len(spans) // 2, sim_end))
+
+
+def run_wrapped(sc: Scenario, selection: str, home: Path, out: Path, tag: str
+                ) -> dict[str, Any]:
+    """``odop run`` around the unchanged simulation; its tasks a Python script per
+    snapshot on a file trigger (the command the watchers run)."""
+    tasks = home / f"tasks-{tag}"
+    tasks.mkdir(parents=True, exist_ok=True)
+    post = ROOT / "benchmarks" / "compare_post.py"
+    (tasks / "post.toml").write_text(
+        f'name = "post"\nprogram = {json.dumps(sys.executable)}\n'
+        f'argv = [{json.dumps(str(post))}, "{{path}}", {json.dumps(str(out))}]\n'
+        f'time = "5s"\n'
+        f'trigger = {{ file = {json.dumps(str(out / "snapshots" / "snap_*.npy"))} }}\n')
+    config = home / f"{selection}.toml"
+    config.write_text(f'selection = "{selection}"\n')
+    odop = [sys.executable, "-m", "odop", "run", "--run", tag, "--tasks", str(tasks),
+            "--config", str(config), "--"]
+    t0, t1, sim = _sim([*odop, *sc.sim_argv("none", out)], _env(home))
+    db = run_db(home / "runs" / tag / "odop.db")
+    spans = [(s, e, c) for s, e, c, _ in db["rows"]]
+    sim_end = db["sim_end"] or t1
+    sim["submitted"] = 2 * len(spans)
+    return _result(t0, t1, sim, harvested(spans, t0, sim_end), out, run=tag, done=db["done"],
+                   started_during_sim=sum(1 for s in spans if s[0] < sim_end),
+                   drain_s=t1 - sim_end, **_task_figures(spans, len(spans), sim_end))
 
 
 def run_db(path: Path) -> dict[str, Any]:
@@ -186,6 +228,8 @@ def run_way(sc: Scenario, way: str, home: Path, tag: str) -> dict[str, Any]:
             return run_plain(sc, way, home, out)
         if way in ("nice", "nice_autogroup"):
             return run_background(sc, "nice" if way == "nice" else "autogroup", home, out)
+        if way.startswith("odop_") and way[5:] in SELECTIONS and sc.wrapped:
+            return run_wrapped(sc, way[5:], home, out, tag)
         if way.startswith("odop_") and way[5:] in SELECTIONS:
             return run_odop(sc, way[5:], home, out, tag)
         raise ValueError(f"way {way!r} is not known; allowed: {', '.join(WAYS)}")

@@ -2,10 +2,11 @@
 
 Started beside ``mpiexec`` (same session), it polls the demo's snapshot folder and, for
 every new snapshot, launches one low-priority process that runs the snapshot's
-``reduce`` and ``compress`` tasks, as people do without a scheduler:
+``reduce`` and ``compress`` tasks (``python benchmarks/compare_post.py SNAPSHOT OUT``, the
+command odop runs in the wrapped scenarios), as people do without a scheduler:
 
-- ``nice``: ``nice -n 19 python -c <tasks>`` in the watcher's (and the simulation's)
-  session;
+- ``nice``: ``nice -n 19 python compare_post.py ...`` in the watcher's (and the
+  simulation's) session;
 - ``autogroup``: the same in its own session (``setsid``) whose autogroup is set to
   nice 19 (``echo 19 > /proc/self/autogroup``) before the exec.
 
@@ -33,8 +34,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from odop.demo import layout  # noqa: E402
 
-TASK_CODE = ("import sys; from odop.demo.tasks import reduce, compress; "
-             "reduce(sys.argv[1], sys.argv[2]); compress(sys.argv[1], sys.argv[3])")
+POST = ROOT / "benchmarks" / "compare_post.py"
 """What one background process runs: both tasks of one snapshot."""
 AUTOGROUP_SH = 'echo 19 > /proc/self/autogroup && exec "$@"'
 VARIANTS = ("nice", "autogroup")
@@ -42,8 +42,7 @@ VARIANTS = ("nice", "autogroup")
 
 def task_argv(out: Path, snap: Path, variant: str) -> list[str]:
     """The command line of the background process for ``snap``."""
-    argv = ["nice", "-n", "19", sys.executable, "-c", TASK_CODE, str(snap),
-            str(layout.reduce_path(out, snap)), str(layout.compress_path(out, snap))]
+    argv = ["nice", "-n", "19", sys.executable, str(POST), str(snap), str(out)]
     if variant == "autogroup":
         return ["sh", "-c", AUTOGROUP_SH, "sh", *argv]
     return argv

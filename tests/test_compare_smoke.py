@@ -44,7 +44,11 @@ def test_cpu_bound_scenarios_run_longer_with_five_snapshots_each() -> None:
     assert by_name["phased"].steps == 1000 * PHASED_STEPS
     assert by_name["all_busy"].steps == by_name["cpu_spare"].steps == 1000 * CPU_BOUND_STEPS
     assert all(sc.steps // sc.every == 5 for sc in by_name.values())
-    assert [sc.ranks for sc in by_name.values()] == [1, 1, 2, 2]
+    assert [sc.ranks for sc in by_name.values()] == [1, 1, 2, 2, 1, 2, 2]
+    wrapped = [name for name, sc in by_name.items() if sc.wrapped]
+    assert wrapped == ["wrapped_gpu_like", "wrapped_phased", "wrapped_all_busy"]
+    assert "-bind-to" not in by_name["wrapped_phased"].sim_argv("none", Path("o"))
+    assert "-bind-to" in by_name["phased"].sim_argv("none", Path("o"))
 
 
 def test_every_way_runs_between_two_nones_and_the_ways_rotate() -> None:
@@ -84,7 +88,8 @@ def test_summary_and_targets_from_runs() -> None:
     assert s["odop_fifo"]["runs"] == 2 and s["odop_fifo"]["failed"] == ["boom"]
     t = targets("gpu_like", s)["odop_fifo"]
     assert t == {"below_sequential": True, "within_3pct_of_best_background": True,
-                 "slowdown_within_2pct": True}
+                 "not_behind_best_background": False, "slowdown_within_2pct": True,
+                 "tail_within_last_task": None, "cpu_per_snapshot_below_background": None}
     assert targets("all_busy", s)["odop_fifo"]["below_sequential"] is None
     s["odop_fifo"]["makespan_paired_s"] = 11.4  # 3.6 % above nice's 11.0
     assert targets("gpu_like", s)["odop_fifo"]["within_3pct_of_best_background"] is False
@@ -118,3 +123,21 @@ def test_tiny_run_of_every_kind_of_way() -> None:
         tails = [m - t for m, t in zip(s["makespan_runs_s"], s["sim_runs_s"], strict=True)]
         assert s["tail_s"] == pytest.approx(statistics.median(tails), abs=0.01)
         assert s["makespan_paired_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(mpiexec() is None, reason="needs mpiexec")
+def test_tiny_wrapped_run_against_the_watcher() -> None:
+    ways = "none,nice,odop_fifo"
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare.py"), "--json",
+                          "--only", "wrapped_gpu_like", "--ways", ways, "--steps", "10",
+                          "--rounds", "1"], capture_output=True, text=True, env=child_env(),
+                         timeout=280, check=False)
+    assert out.returncode in (0, 1), out.stderr[-2000:]
+    got = json.loads(out.stdout)["scenarios"]["wrapped_gpu_like"]
+    odop, nice = got["odop_fifo"], got["nice"]
+    assert odop["runs"] == nice["runs"] == 1, (odop.get("failed"), nice.get("failed"))
+    assert odop["verified"] is True and nice["verified"] is True  # every snapshot's outputs
+    assert odop["cpu_s_per_snapshot"] > 0 and nice["cpu_s_per_snapshot"] > 0
+    assert odop["last_task_s"] > 0 and odop["drain_s"] >= 0

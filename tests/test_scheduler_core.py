@@ -208,7 +208,7 @@ def _ref_sim_cores(n: Node, threshold: float) -> set[int]:
         return set()
     busy = sorted(((u, c) for c, u in zip(n.cores, n.util, strict=False)
                    if u > threshold and c not in n.granted), reverse=True)
-    return {c for _, c in busy[:max(1, math.ceil(n.sim_cpu - 0.25))]}
+    return {c for _, c in busy[:max(0, math.ceil(n.sim_cpu - 0.5))]}
 
 
 def _ref_free(d: Decider) -> dict[str, list[int]]:

@@ -23,6 +23,7 @@ import zmq
 
 from odop.engine.allow import AllowList
 from odop.engine.engine import OUTPUT_MAX_BYTES, Engine, Exit
+from odop.engine.rundelay import RunDelay
 from odop.engine.scripts import ScriptBook, profiles_of
 from odop.engine.spawn import SpawnError
 from odop.engine.usage import TaskUsage, UsageMeter
@@ -70,6 +71,7 @@ class Agent:
                                      run_root=paths.root)
         self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
         self.meter = UsageMeter()
+        self.run_delay = RunDelay()
         self.allow = AllowList(paths.db)
         self.task_pids: dict[str, int] = {}
         self.invalid = 0
@@ -154,6 +156,7 @@ class Agent:
         if has_spare_core(view):  # warming then costs the ranks nothing
             self._warm_declared()
         view["sim_expected"] = bool(self.sim_pids or self.sim_root or self._discovered)
+        view["sim_wait"] = self.run_delay.sample(self.sim_pids or self._discovered)
         self._send(MsgType.SAMPLE, node=self.node, sample=view,
                    running=sorted(self.engine.tasks), sim_alive=alive)
         now = time.monotonic()

@@ -33,6 +33,9 @@ class Node:
     """Simulation processes the agent sees on this node."""
     sim_cpu: float = 0.0
     """Cores' worth of CPU the simulation used over the last sample."""
+    sim_wait: float | None = None
+    """Cores' worth of time its ranks waited for a CPU over the last sample (run delay);
+    None when the agent does not say."""
     granted: dict[int, str] = field(default_factory=dict)
     """core -> execution holding it; a grant is held until the task is paused, moved or gone."""
     gpus: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +104,8 @@ class Node:
         self.sim_bound = bound
         self.sim_n = int(view.get("sim_n", 0))
         self.sim_cpu = float(view.get("sim_cpu", 0.0))
+        wait = view.get("sim_wait")
+        self.sim_wait = float(wait) if isinstance(wait, (int, float)) else None
         self.sim_alive = sim_alive
         self.power_w = view.get("power_w")
         self.gpus = list(view.get("gpus") or [])
@@ -139,7 +144,9 @@ class Node:
             rank = self._rank if self._rank_of is self.cores else self._ranks()
             busy[[i for i in map(rank.get, self.granted) if i is not None and i < n]] = False
         idx = np.flatnonzero(busy)
-        want = max(1, math.ceil(self.sim_cpu - 0.25))
+        want = unbound_cores(self.sim_cpu)
+        if want == 0:
+            return set()
         cores = np.asarray(self.cores[:n])
         if idx.size > want:  # the busiest first, higher core first among equals
             idx = idx[np.lexsort((cores[idx], util[idx]))[-want:]]
@@ -334,3 +341,10 @@ class FreeIndex(Mapping[str, Sequence[int]]):
         if not self._counts or self._counts[-1] < want:
             return None
         return self._buckets[self._counts[-1]][-1]
+
+
+def unbound_cores(sim_cpu: float) -> int:
+    """Cores unbound ranks hold: those their recent use fills (``sim_cpu`` cores' worth,
+    rounded half down). Tasks run at SCHED_IDLE, so on the rest the kernel gives a rank
+    that wakes its CPU at once; preemption follows the ranks' run delay, not this count."""
+    return max(0, math.ceil(sim_cpu - 0.5))

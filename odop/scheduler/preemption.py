@@ -10,13 +10,16 @@ task checkpoints then — and queued again; not a failure).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from odop.phasegate import PhaseTimes
-from odop.scheduler.cluster import Node
+from odop.scheduler.cluster import Node, unbound_cores
 from odop.scheduler.core import Decider
 from odop.scheduler.lifecycle import Lifecycle
+
+HURT_WAIT = 0.02
+"""Run delay per rank (fraction of the sample's wall time) past which unbound ranks count
+as hurt: the simulation's slowdown budget."""
 
 
 class PhaseBook:
@@ -69,11 +72,15 @@ class Preemption:
             self.preempt(execution, reason)
 
     def shortfall(self, node: Node, sim_running: bool) -> None:
-        """An unbound simulation needs more cores than are left to it: take the newest
-        grants back."""
+        """An unbound simulation needs more cores than are left to it, and its ranks' run
+        delay shows them kept waiting (or the agent does not report it): take the newest
+        grants back. Tasks run at SCHED_IDLE: ranks that use more cores than are left
+        but do not wait are not hurt, and their tasks run on in what the kernel leaves."""
         if not sim_running or node.reported_bound or not node.sim_n:
             return
-        need = min(len(node.cores), math.ceil(node.sim_cpu - 0.25))
+        if node.sim_wait is not None and node.sim_wait <= HURT_WAIT * node.sim_n:
+            return
+        need = min(len(node.cores), unbound_cores(node.sim_cpu))
         missing = need - (len(node.cores) - len(node.granted))
         active = self.decider.active
         victims = sorted({e for e in node.granted.values() if e in active},
