@@ -320,3 +320,26 @@ def test_what_came_before_a_watcher_started_is_found_without_a_new_event(
         assert triggers.timeout_s(now, 0.2) == 0.2  # then: events (or the poll interval)
     finally:
         triggers.close()
+
+
+def test_a_file_between_two_polls_reaches_the_dependency_first(tmp_path: Path,
+                                                                db: str) -> None:
+    """b depends on a and both watch one folder: a file that appears after a's watcher
+    looked and before b's did is still submitted to a before b (a looks again)."""
+    (tmp_path / "data").mkdir()
+    trigger = normalize_trigger({"file": str(tmp_path / "data" / "*.dat")}, task="x")
+    triggers = TriggerSet(db, base_dir=str(tmp_path))
+    try:
+        triggers.update({"b": {"trigger": trigger, "depends_on": ["a"]},
+                         "a": {"trigger": trigger}})
+        looked = triggers.watchers["b"].poll
+
+        def late_file(now: float) -> list:
+            write(tmp_path / "data" / "late.dat")  # just after a's watcher looked
+            return looked(now)
+
+        triggers.watchers["b"].poll = late_file  # type: ignore[method-assign]
+        found = [task for _, task, _ in triggers.poll(time.time(), ready={"b"})]
+        assert found == ["a", "b"]
+    finally:
+        triggers.close()

@@ -80,16 +80,24 @@ class TriggerSet:
         ``watcher.commit()`` once they are queued."""
         wanted = {name for name, w in self.watchers.items() if self._live(w) and (
             name in ready or ((due := _due(w, now)) is not None and due <= now))}
-        wanted |= self._feeding(wanted)
-        out = []
+        feeding = self._feeding(wanted)
+        wanted |= feeding
+        found: dict[str, list[dict[str, Any]]] = {}
         for name in self._order:
             if name in wanted:
-                watcher = self.watchers[name]
-                try:
-                    out += [(watcher, name, kwargs) for kwargs in watcher.poll(now)]
-                except OSError as exc:
-                    log.warning("task %s: trigger poll failed: %s", name, exc)
-        return out
+                found[name] = self._poll(name, now)
+        for name in self._order:  # once more, after their dependents: a file that came
+            if name in feeding:   # between two polls is then submitted to both, in order
+                found[name] += self._poll(name, now)
+        return [(self.watchers[name], name, kwargs)
+                for name in self._order if name in found for kwargs in found[name]]
+
+    def _poll(self, name: str, now: float) -> list[dict[str, Any]]:
+        try:
+            return self.watchers[name].poll(now)
+        except OSError as exc:
+            log.warning("task %s: trigger poll failed: %s", name, exc)
+            return []
 
     def _live(self, watcher: Trigger) -> bool:
         """False for a periodic watcher once the simulation has ended."""
