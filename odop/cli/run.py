@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         wrapper.close()
     account = take(wrapper.paths)
     status = exit_status(code, account, interrupted=wrapper.interrupted)
+    drained = drained and not (account.queued or account.running)
     summary = {"run": wrapper.paths.name, "run_dir": str(wrapper.paths.root),
                "exit_code": code, "status": status, "drained": drained,
                "done": account.done, "failed": account.failed, "account": account.to_dict()}

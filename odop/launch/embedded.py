@@ -330,7 +330,9 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     kept = _unacked(rt)  # after the drain: what no scheduler took stays in the journal
     every = rt.comm.gather(kept, root=0) if rt.comm is not None else [kept]
     if rt.rank == 0:
-        summary["account"] = _account(rt, every)
+        summary["account"] = account = _account(rt, every)
+        summary["drained"] = summary["drained"] and not (account.get("queued")
+                                                         or account.get("running"))
     _reap([k.proc for k in rt.keepers if k.proc is not None], grace_s=2.0)
     rt.client.close()
     transport.use_run(None)

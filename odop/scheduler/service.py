@@ -45,6 +45,9 @@ from odop.store.states import ExecState
 log = logging.getLogger("odop.scheduler")
 LOST_S = 5.0
 """An execution its agent no longer reports for this long is lost (and requeued)."""
+ORPHAN_S = 30.0
+"""Once the simulation has ended, how long the drain waits with no agent left before it
+ends, leaving what could not run queued (seconds)."""
 STALL_S = 2.0
 """A gap between two housekeeping turns (every 0.5 s) longer than this (seconds) is the
 scheduler's own stall (SIGSTOP, swapped out, a wedged file system), not its peers'."""
@@ -330,10 +333,24 @@ class SchedulerService:
             self._abort("the simulation process that started the scheduler is gone")
         if not self.decider.sim_running:
             self._skip_misfits()
-        if self._finished():
+        if self._finished() or self._orphaned(now):
             self._drained()
 
     _housekept: float | None = None
+    _node_seen = time.monotonic()
+    """When a node was last known (monotonic s)."""
+
+    def _orphaned(self, now: float) -> bool:
+        """The simulation has ended and no agent has answered for ORPHAN_S: what is left
+        cannot run here; it stays queued (in the account) and the drain is answered."""
+        if self.decider.nodes or self.decider.sim_running:
+            self._node_seen = now
+            return False
+        if now - self._node_seen < ORPHAN_S or not self.lifecycle.busy():
+            return False
+        log.warning("no agent has answered for %.0f s: the drain ends, leaving %d execution(s) "
+                    "queued", now - self._node_seen, len(self.decider.pending))
+        return True
 
     def _excuse_own_stall(self, now: float) -> None:
         """After the scheduler's own stall, nodes and executions get their full time to be

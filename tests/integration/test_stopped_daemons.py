@@ -3,9 +3,10 @@
 - The scheduler stopped for 10 s mid-run, then continued: the simulation exits 0 with the
   checksum it has without odop, and every submission is done exactly once (one execution,
   attempt 0, one line written by its task).
-- The node's agent stopped until the end: ``odop.stop()`` still returns, within
-  ``drain_timeout_s`` plus its bounded waits, with every submission accounted for (what
-  the agent never ran stays queued in the database).
+- The node's agent stopped until the end: ``odop.stop()`` still returns with the default
+  config (no drain bound): the node goes stale, and the drain with no agent left ends
+  after ``ORPHAN_S``, with every submission accounted for (what the agent never ran
+  stays queued in the database).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import numpy as np
 import psutil
 import pytest
 
+from odop.scheduler.service import ORPHAN_S
 from tests.conftest import child_env, mpiexec
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(240),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
 
 STEPS, PER_STEP = 60, 5
-DRAIN_S = 20.0
 SIM = f'''
 import json, os, sys, time
 import numpy as np
@@ -147,8 +148,7 @@ def test_a_scheduler_stopped_for_10_s_loses_and_repeats_nothing(tmp_path: Path,
 
 def test_stop_returns_past_an_agent_stopped_until_the_end(tmp_path: Path,
                                                           odop_home: Path) -> None:
-    sim, out = start_sim(tmp_path, odop_home, {"sample_interval_s": 0.5,
-                                               "drain_timeout_s": DRAIN_S})
+    sim, out = start_sim(tmp_path, odop_home, {"sample_interval_s": 0.5})  # no drain bound
     agent = find(odop_home, "agent")
     assert agent is not None
     time.sleep(2.0)
@@ -156,7 +156,8 @@ def test_stop_returns_past_an_agent_stopped_until_the_end(tmp_path: Path,
     assert sim.returncode == 0, stderr
     result = json.loads(stdout.splitlines()[-1])
     assert result["checksum"] == undisturbed_checksum()
-    assert result["stop_s"] < DRAIN_S + 30.0, result  # the drain's bound, stop()'s waits
+    # the node goes stale (10 s), then the drain with no agent left ends (ORPHAN_S)
+    assert result["stop_s"] < 10.0 + ORPHAN_S + 20.0, result
     summary = result["summary"]
     assert not summary["drained"]
     account = summary["account"]
