@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from odop.errors import ConfigError
-from odop.launch.slurm import allocation, expand_counts, expand_nodelist, parse_time_limit
+from odop.launch.slurm import (
+    allocation,
+    check_host,
+    expand_counts,
+    expand_nodelist,
+    parse_time_limit,
+)
 
 
 @pytest.mark.parametrize(("text", "nodes"), [
@@ -81,3 +87,14 @@ def test_squeue_end_time_parsed_in_local_time() -> None:
     assert end is not None and time.localtime(end)[:6] == (2030, 1, 2, 3, 4, 5)
     assert parse_squeue_time("N/A") is None and parse_squeue_time("") is None
     assert allocation({"SLURM_JOB_ID": "7"}, ask_controller=False).end is None  # type: ignore[union-attr]
+
+
+def test_a_host_outside_the_jobs_node_list_is_named_with_the_list() -> None:
+    env = {"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "nid[001-002]",
+           "SLURMD_NODENAME": "nid002"}
+    check_host("nid002", env)
+    check_host("nid002.hsn.example", env)  # the short name counts
+    check_host("anything", {})  # outside a job
+    with pytest.raises(ConfigError, match=r"'login3' is not in the job's node list "
+                                          r"\(nid001, nid002.*Slurm calls this node 'nid002'"):
+        check_host("login3", env)

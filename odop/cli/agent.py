@@ -41,17 +41,20 @@ def run(args: argparse.Namespace) -> int:
     sim_pids = [int(p) for p in args.sim_pids.split(",") if p]
     keep_off(sim_pids)  # off the ranks' cores before the imports, when any core is spare
     from odop.launch import discover
+    from odop.launch.slurm import check_host
     from odop.procs import die_with_parent, node_name
     from odop.protocol import transport
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
+    check_host(os.uname().nodename)
     config = load_config(args.config)
     paths = _wait_run(args.run, config.home_path, args.wait)
     config = _run_config(paths, config)
     transport.use_run(paths.root)
     node = args.node or node_name()
     endpoint = args.connect or discover.scheduler_endpoint(paths, wait_s=args.wait)
+    discover.require_reachable(endpoint, node, args.wait)
     try:
         discover.claim_agent(paths, node, os.getpid())
         _serve(paths, node, args, config, sim_pids, endpoint)
@@ -95,7 +98,9 @@ def _wait_run(run: str, home: Path, wait_s: float) -> RunPaths:
     while True:
         try:
             return resolve_run(run, home)
-        except OdopError:
+        except OdopError as exc:
             if time.monotonic() >= end:
-                raise
+                raise OdopError(f"{exc} (waited {wait_s:g} s, --wait): the run folder must be "
+                                "on a file system every node sees; this node looks under "
+                                f"$ODOP_HOME = {home}") from exc
             time.sleep(0.2)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from odop.errors import OdopError
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import transport
@@ -36,6 +38,30 @@ def scheduler_endpoint(paths: RunPaths, *, wait_s: float = 0.0) -> str:
         time.sleep(0.02)
 
 
+def require_reachable(endpoint: str, node: str, wait_s: float) -> None:
+    """For a ``tcp://`` endpoint, raise OdopError unless a TCP connection to it opens within
+    ``wait_s`` seconds (retried): ZeroMQ itself would retry in silence forever. The
+    connection is closed before any greeting, so the scheduler keeps no trace of it."""
+    if not endpoint.startswith("tcp://"):
+        return
+    host, _, port = endpoint[len("tcp://"):].rpartition(":")
+    end = time.monotonic() + wait_s
+    while True:
+        left = end - time.monotonic()
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)),
+                                          timeout=min(2.0, max(0.2, left))):
+                return
+        except OSError as exc:
+            if left <= 0:
+                raise OdopError(
+                    f"node {node} cannot reach the scheduler at {endpoint} ({exc or 'timed out'}; "
+                    f"tried for {wait_s:g} s, --wait): is port {port} dropped or rejected by a "
+                    f"packet filter between the nodes, or does {host} not name the "
+                    "scheduler's node here?") from exc
+            time.sleep(0.2)
+
+
 def live_scheduler(paths: RunPaths, node: str) -> dict[str, Any] | None:
     """The run's scheduler component if one seems alive: a live pid when it runs on this
     node, any unended record otherwise (it lives elsewhere), or ``$ODOP_SCHEDULER`` set."""
@@ -54,6 +80,18 @@ def live_scheduler(paths: RunPaths, node: str) -> dict[str, Any] | None:
         if row["node"] != node or pid_alive(row["pid"]):
             return row
     return None
+
+
+def require_shared(paths: RunPaths, node: str) -> None:
+    """Raise OdopError when ``node`` does not see the run that another node created (its
+    database): the run folder is not on a file system every node sees, so this node's
+    agent would find neither the scheduler's endpoint nor the run's keys."""
+    if not paths.db.exists():
+        raise OdopError(
+            f"node {node} does not see the run folder {paths.root} (no {paths.db.name} "
+            f"there): the run was created on another node, and $ODOP_HOME "
+            f"({paths.root.parent.parent}) must be on a file system every node of the job "
+            "sees (a home, project or scratch file system, not a node-local /tmp)")
 
 
 def agent_file(paths: RunPaths, node: str) -> Path:

@@ -51,6 +51,23 @@ class Allocation:
         return None if self.end is None else max(0.0, self.end - now)
 
 
+def check_host(host: str, env: Mapping[str, str] = os.environ) -> None:
+    """Inside a Slurm job, raise ConfigError when ``host`` (this node's host name: odop names
+    nodes, and starts MPI tasks over them, by host name) is not in the job's node list; its
+    short name (before the first dot) counts. Outside a job, or with no node list, nothing."""
+    found = allocation(env, ask_controller=False)
+    if found is None or not found.nodes or host in found.nodes \
+            or host.split(".")[0] in found.nodes:
+        return
+    slurm = env.get("SLURMD_NODENAME")
+    raise ConfigError(
+        f"this node's host name {host!r} is not in the job's node list "
+        f"({', '.join(found.nodes)}, from SLURM_JOB_NODELIST)"
+        + (f"; Slurm calls this node {slurm!r}" if slurm else "")
+        + ": odop names nodes and launches MPI tasks on them by host name, so each node's "
+        "host name (or its short name) must be its Slurm NodeName")
+
+
 SQUEUE_TIMEOUT_S = 5.0
 
 

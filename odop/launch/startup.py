@@ -21,6 +21,7 @@ from odop.launch import discover
 from odop.launch.daemons import spawn_daemon
 from odop.launch.failopen import EARLY_S, MAX_EARLY, Diagnose, Keeper
 from odop.launch.mpi import Comm, node_comm
+from odop.launch.slurm import check_host
 from odop.launch.storage import EXIT_STORAGE, describe, no_room
 from odop.paths import RunPaths, new_run_name, runs_folder
 from odop.protocol import keys, transport
@@ -167,6 +168,8 @@ def start_agent(paths: RunPaths, node: str, ranks: list[dict[str, Any]],
                 interval_s: float, endpoint: str) -> Keeper | None:
     """Start this node's agent for ``ranks``, connecting to the scheduler at ``endpoint``,
     unless one already serves the node."""
+    discover.require_shared(paths, node)
+    check_host(os.uname().nodename)
     discover.write_ranks(paths, node, ranks)
     if discover.live_agent(paths, node) is not None:
         return None  # started by hand (mpiexec -ppn 1 odop agent) or by odop run

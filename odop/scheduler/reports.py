@@ -36,6 +36,9 @@ class AgentReports:
         self.window, self.interval_s = window, interval_s
         """Samples ahead an unbound simulation's cores must stay idle; seconds a sample."""
         self.predictors: dict[str, IdlePredictor] = {}
+        self.clock_offsets: dict[bytes, float] = {}
+        """Each agent's wall clock minus this scheduler's (s), from its latest sample: node
+        clocks drift, and an execution's times are recorded on this scheduler's clock."""
 
     def on_hello(self, ident: bytes, msg: Any) -> None:
         self._node(ident, msg["node"], msg["cores"])
@@ -53,6 +56,8 @@ class AgentReports:
 
     def on_sample(self, ident: bytes, msg: Any) -> None:
         view = msg["sample"]
+        if isinstance(view.get("t"), (int, float)):
+            self.clock_offsets[ident] = view["t"] - time.time()
         node = self._node(ident, msg["node"], view.get("cores") or [])
         busy_again = node.update(self._predict(node.name, view), msg["sim_alive"])
         if busy_again and self.decider.sim_running:
@@ -105,6 +110,10 @@ class AgentReports:
             return view
         return {**view, "util": predictor.expected(self.window).tolist()}
 
+    def _ours(self, ident: bytes, t: float) -> float:
+        """An agent's time ``t`` (unix s on its clock) on this scheduler's clock."""
+        return t - self.clock_offsets.get(ident, 0.0)
+
     def record_predictions(self) -> None:
         """How well each node's idle prediction did, into the run's database."""
         now = time.time()
@@ -127,8 +136,8 @@ class AgentReports:
         self.state.dirty = True
 
     def on_started(self, ident: bytes, msg: Any) -> None:
-        self.lifecycle.started(msg["execution"], msg["pid"], msg["t"])
+        self.lifecycle.started(msg["execution"], msg["pid"], self._ours(ident, msg["t"]))
 
     def on_exited(self, ident: bytes, msg: Any) -> None:
-        self.lifecycle.exited(msg["execution"], msg)
+        self.lifecycle.exited(msg["execution"], {**msg, "t": self._ours(ident, msg["t"])})
         self.send(ident, MsgType.ACK, ref=msg["id"])  # only once it is in the database

@@ -4,7 +4,10 @@ one core each with Slurm, brought up once per session and always torn down."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +53,27 @@ def job_env(**extra: str) -> dict[str, str]:
         del env[key]
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def tcp_run(cluster: vc.Cluster, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A scheduler bound to tcp on odop1 and an agent on odop2: (ODOP_HOME, endpoint)."""
+    env = job_env(ODOP_HOME=str(tmp_path))
+    sched = cluster.popen(1, ["odop", "scheduler", "--run", "net", "--bind", "tcp://*:*"],
+                          env=env, cwd=tmp_path)
+    announced = tmp_path / "runs" / "net" / "scheduler.endpoint"
+    deadline = time.monotonic() + 30
+    while not announced.exists() and sched.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert announced.exists(), f"scheduler exited {sched.poll()}"
+    agent = cluster.popen(2, ["odop", "agent", "--run", "net"], env=env, cwd=tmp_path)
+    try:
+        yield tmp_path, announced.read_text().strip()
+    finally:
+        for proc in (agent, sched):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

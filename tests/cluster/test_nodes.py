@@ -4,10 +4,7 @@ the allocation's end from a real short job, and each node's own view of cores an
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,30 +46,6 @@ def test_nodes_have_their_own_name_address_and_cores(cluster: Cluster) -> None:
         assert out.startswith(node.name + "\n") and f"{node.addr}/24" in out
         assert out.split()[-1] == ",".join(map(str, node.cpus))
     assert any(line.startswith("netns odopc") for line in leftovers())
-
-
-@pytest.fixture
-def tcp_run(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A scheduler bound to tcp on odop1 and an agent on odop2: (ODOP_HOME, endpoint)."""
-    env = job_env(ODOP_HOME=str(tmp_path))
-    sched = cluster.popen(1, ["odop", "scheduler", "--run", "net", "--bind", "tcp://*:*"],
-                          env=env, cwd=tmp_path)
-    announced = tmp_path / "runs" / "net" / "scheduler.endpoint"
-    deadline = time.monotonic() + 30
-    while not announced.exists() and sched.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert announced.exists(), f"scheduler exited {sched.poll()}"
-    agent = cluster.popen(2, ["odop", "agent", "--run", "net"], env=env, cwd=tmp_path)
-    try:
-        yield tmp_path, announced.read_text().strip()
-    finally:
-        for proc in (agent, sched):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_tcp_curve_between_namespaces(cluster: Cluster, tcp_run: tuple[Path, str]) -> None:
