@@ -216,7 +216,8 @@ def summarise(runs_by_way: dict[str, list[dict[str, Any]]]) -> dict[str, dict[st
             "sim_runs_s": [round(r["sim_wall_s"], 2) for r in rs],
         }
         extra = [k for k in ("drain_s", "started_during_sim", "ended_during_sim", "tasks_cpu_s",
-                             "cpu_s_per_snapshot", "last_task_s") if rs and k in rs[0]]
+                             "cpu_s_per_snapshot", "last_task_s", "odop_run_exit_s")
+                 if rs and k in rs[0]]
         out[way].update({k: _median(rs, k) for k in extra})
         failed = [r["error"] for r in runs_by_way[way] if "error" in r]
         if failed:

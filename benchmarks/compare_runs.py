@@ -185,7 +185,7 @@ def run_wrapped(sc: Scenario, selection: str, home: Path, out: Path, tag: str
     (tasks / "post.toml").write_text(
         f'name = "post"\nprogram = {json.dumps(sys.executable)}\n'
         f'argv = [{json.dumps(str(post))}, "{{path}}", {json.dumps(str(out))}]\n'
-        f'time = "5s"\n'
+        f'time = "60s"\n'
         f'trigger = {{ file = {json.dumps(str(out / "snapshots" / "snap_*.npy"))} }}\n')
     config = home / f"{selection}.toml"
     config.write_text(f'selection = "{selection}"\n')
@@ -195,10 +195,12 @@ def run_wrapped(sc: Scenario, selection: str, home: Path, out: Path, tag: str
     db = run_db(home / "runs" / tag / "odop.db")
     spans = [(s, e, c) for s, e, c, _ in db["rows"]]
     sim_end = db["sim_end"] or t1
+    end = max([sim_end, *(e for _, e, _ in spans)])  # as the watchers': the last task done
     sim["submitted"] = 2 * len(spans)
-    return _result(t0, t1, sim, harvested(spans, t0, sim_end), out, run=tag, done=db["done"],
+    return _result(t0, end, sim, harvested(spans, t0, sim_end), out, run=tag, done=db["done"],
                    started_during_sim=sum(1 for s in spans if s[0] < sim_end),
-                   drain_s=t1 - sim_end, **_task_figures(spans, len(spans), sim_end))
+                   drain_s=end - sim_end, odop_run_exit_s=t1 - t0,
+                   **_task_figures(spans, len(spans), sim_end))
 
 
 def run_db(path: Path) -> dict[str, Any]:

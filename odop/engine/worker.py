@@ -12,7 +12,6 @@ The fork server's children run the same :func:`prepare` and :func:`call`.
 from __future__ import annotations
 
 import base64
-import ctypes
 import os
 import platform
 import resource
@@ -24,7 +23,7 @@ from typing import Any
 
 import msgpack
 
-from odop.procs import die_with_parent
+from odop.procs import die_with_parent, libc
 
 IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "ppc64le": 273}
 IOPRIO_CLASS_IDLE = 3
@@ -35,10 +34,6 @@ EXIT_MEMORY = 97
 """Exit status meaning the task ran out of its memory bound."""
 EXIT_SETUP = 98
 """Exit status meaning the task could not be loaded or set up (bad target, missing module)."""
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def lower_priority(drain: bool = False) -> None:
@@ -57,7 +52,7 @@ def lower_priority(drain: bool = False) -> None:
             pass
     number = IOPRIO_SET.get(platform.machine())
     if number is not None:
-        _libc().syscall(number, 1, 0, IOPRIO_CLASS_IDLE << 13)  # IOPRIO_WHO_PROCESS, self
+        libc().syscall(number, 1, 0, IOPRIO_CLASS_IDLE << 13)  # IOPRIO_WHO_PROCESS, self
 
 
 def bound_memory(limit: int | None, cgroup: str | None = None) -> None:
