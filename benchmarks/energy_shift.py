@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from odop.energy import Forecast, bucket_heuristic
-from odop.scheduler.deferral import DeferralPlanner
+from odop.energy.deferral import DeferralPlanner
 
 TICK = 300.0          # s, the virtual clock and every time in the workload are on it
 SLOT = 1800.0         # s, signal resolution

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from odop.energy.advisor import EnergyPolicy
+from odop.energy.deferral import DeferralPlanner
 from odop.energy.forecast import Forecast
 from odop.energy.planner import plan_many
 from odop.scheduler.core import Decider
-from odop.scheduler.deferral import DeferralPlanner
-from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.placement import make_placement
 from odop.scheduler.selection import Pending, make_selection

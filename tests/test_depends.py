@@ -133,7 +133,7 @@ def service(run: Path) -> Iterator[SchedulerService]:
         svc.decider.add_node(n)
         yield svc
     finally:
-        svc.sock.close(0)
+        svc.wire.sock.close(0)
         svc.store.close()
         svc.profiles.close()
 

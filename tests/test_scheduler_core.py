@@ -8,8 +8,10 @@ from collections.abc import Sequence
 import pytest
 
 from odop.plugins import PLACEMENTS, SELECTIONS
-from odop.scheduler.cluster import FreeIndex, Node
-from odop.scheduler.core import Decider, cores_wanted
+from odop.scheduler.cluster import Node
+from odop.scheduler.core import Decider
+from odop.scheduler.fit import cores_wanted
+from odop.scheduler.freeindex import FreeIndex
 from odop.scheduler.placement import make_placement
 from odop.scheduler.selection import Pending, Queue, Selection, make_selection
 
@@ -305,7 +307,7 @@ def test_incremental_cycle_equals_recomputing_everything(selection: str, placeme
             d.sim_running = not d.sim_running
         elif op < 0.86:
             name = f"n{rng.randrange(4)}"
-            del d.nodes[name]
+            d.remove_node(name)
             d.add_node(node(name, 6))
         assert d.free_cores() == _ref_free(d), step
         want = _ref_cycle(d, ref, float(step))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from odop.energy.advisor import EnergyPolicy
 from odop.energy.errors import EnergyConfigError
 from odop.energy.powercap import CapTask
 from odop.errors import ConfigError
-from odop.scheduler.energy import EnergyPolicy
 
 H = 3600.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % H  # an hour boundary

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from odop.protocol import MsgType
-from odop.scheduler.triggers import TriggerSet
+from odop.tasks.triggers.watchset import TriggerSet
 from tests.test_preemption import Parts
 
 
 def _requests(parts: Parts, tmp: Path, replies: list) -> object:
-    from odop.scheduler.energy import EnergyPolicy
+    from odop.energy.advisor import EnergyPolicy
     from odop.scheduler.requests import ClientRequests
 
     return ClientRequests(parts.decider, parts.store, parts.profiles, parts.lifecycle,

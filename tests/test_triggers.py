@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from odop.scheduler.triggers import TriggerSet
 from odop.tasks.triggers import (
     EveryTrigger,
     FileTrigger,
@@ -23,6 +22,7 @@ from odop.tasks.triggers import (
     normalize_trigger,
 )
 from odop.tasks.triggers.inotify import IN_CLOSE_WRITE, Inotify, available, parse_events
+from odop.tasks.triggers.watchset import TriggerSet
 
 MODES = [pytest.param(True, id="inotify", marks=pytest.mark.skipif(
     not available(), reason="no inotify here")), pytest.param(False, id="polling")]

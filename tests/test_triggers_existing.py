@@ -18,7 +18,6 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from odop.errors import SpecError
-from odop.scheduler.triggers import TriggerSet
 from odop.tasks.spec import parse_spec
 from odop.tasks.triggers import (
     CLOCK_SLACK_S,
@@ -29,6 +28,7 @@ from odop.tasks.triggers import (
     note_start,
 )
 from odop.tasks.triggers.inotify import available
+from odop.tasks.triggers.watchset import TriggerSet
 
 MODES = [pytest.param(True, id="inotify", marks=pytest.mark.skipif(
     not available(), reason="no inotify here")), pytest.param(False, id="polling")]

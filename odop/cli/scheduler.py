@@ -7,14 +7,16 @@ The run is created if new (with its CURVE keys); the bound endpoint is announced
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from odop.config import load_config
+from odop.config import Config, load_config, run_config
 from odop.engine.spawn import keep_off
 from odop.paths import RunPaths, runs_folder
+from odop.procs import node_name
 
 
 def add_parser(sub: Any) -> None:
@@ -48,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     keep_off([args.parent_pid] if args.parent_pid else [])
     from odop.procs import die_with_parent
     from odop.protocol import transport
-    from odop.scheduler.service import serve
 
     if args.parent_pid:
         die_with_parent(args.parent_pid)
@@ -74,3 +75,48 @@ def storage_exit(exc: Exception, folder: Path) -> int:
         raise exc
     print(f"odop: cannot write the run folder: {exc}; {describe(folder)}", file=sys.stderr)
     return EXIT_STORAGE
+
+
+def _with_allocation(config: Config) -> Config:
+    """The config with the allocation's end time from Slurm when it does not set one."""
+    if config.alloc_end is not None:
+        return config
+    try:
+        from odop.launch.slurm import allocation
+    except ImportError:
+        return config
+    found = allocation()
+    end = getattr(found, "end_time", None)
+    return dataclasses.replace(config, alloc_end=end) if end else config
+
+
+def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
+          parent_pid: int | None = None) -> None:
+    """Entry point of ``odop scheduler``: serve the run until it is drained or aborted."""
+    from odop.scheduler.service import SchedulerService
+    from odop.store.executions import RunStore
+
+    paths = RunPaths(run_dir)
+    config = _with_allocation(run_config(_meta(paths), config))
+    service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
+    node = node_name()
+    service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
+    try:
+        service.run()
+    finally:
+        end = RunStore(paths.db)
+        end.end_component("scheduler", node, os.getpid())
+        end.close()
+
+
+def _meta(paths: RunPaths) -> dict[str, Any]:
+    """The run's recorded meta (its config among it), if the run has a database yet."""
+    from odop.store.executions import RunStore
+
+    if not paths.db.exists():
+        return {}
+    store = RunStore(paths.db, readonly=True)
+    try:
+        return store.meta()
+    finally:
+        store.close()

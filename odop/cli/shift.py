@@ -2,7 +2,7 @@
 cheapest) window that fits before a deadline.
 
 The window comes from the scheduler's own deferral planner
-(``odop.scheduler.deferral.DeferralPlanner``, the signal averaged over the whole run)
+(``odop.energy.deferral.DeferralPlanner``, the signal averaged over the whole run)
 on a provider built from the same ``[energy]`` settings the scheduler reads
 (``--config``), the options overriding them. While it waits it shows a countdown on
 stderr, re-reads the forecast every ``check_s`` and re-plans; then it runs the command
@@ -27,6 +27,7 @@ from typing import Any
 
 from odop.cli.progress import ProgressBar
 from odop.config import load_config
+from odop.energy.deferral import DeferralPlanner
 from odop.energy.errors import EnergyConfigError
 from odop.energy.forecast import KINDS, Forecast
 from odop.energy.planner import unit_divisor
@@ -35,7 +36,6 @@ from odop.energy.signals.base import SignalProvider
 from odop.energy.signals.remote import RemoteSignal
 from odop.errors import OdopError
 from odop.plugins import GRID_PROVIDERS
-from odop.scheduler.deferral import DeferralPlanner
 from odop.tasks.units import DURATION_FORMS, parse_duration
 
 ZONE_KEYS = ("zone", "region", "domain")

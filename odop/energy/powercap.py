@@ -10,8 +10,10 @@ highest priority first, only once node power falls below ``resume_w`` < ``cap_w`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from odop.energy.errors import EnergyConfigError
 
@@ -81,3 +83,57 @@ class PowerCapController:
             headroom_w -= task.watts
             chosen.append(task.id)
         return tuple(chosen)
+
+
+class NodeCaps:
+    """Each node's power cap: which executions to pause and resume as its power moves."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self._caps: dict[float, PowerCapController] = {}
+        self.capped: dict[str, set[str]] = {}
+        """node -> executions this cap paused."""
+        self._last_cap: dict[str, float] = {}
+
+    def decide(self, node: str, watts: float | None, running: Iterable[Any], *,
+                  now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(ids to pause, ids to resume) on ``node`` measured at ``watts`` (W).
+
+        ``running`` holds the node's running and paused executions as CapTask-like
+        objects or mappings (id, priority, stoppable, started_at, paused, watts). Only
+        executions this cap paused are ever resumed; after an action the node is left
+        alone for ``cap_settle_s`` so that the next reading reflects it.
+        """
+        cap = self.settings.cap_for(node)
+        if cap is None or watts is None:
+            return (), ()
+        if now - self._last_cap.get(node, -math.inf) < self.settings.cap_settle_s:
+            return (), ()
+        capped = self.capped.setdefault(node, set())
+        tasks = [_cap_task(t) for t in running]
+        capped.intersection_update(t.id for t in tasks)
+        view = [CapTask(t.id, t.priority, t.stoppable, t.started_at, True, t.watts)
+                if t.id in capped else t for t in tasks if t.id in capped or not t.paused]
+        decision = self._controller(cap).decide(float(watts), view, now)
+        capped.update(decision.pause)
+        capped.difference_update(decision.resume)
+        if decision.pause or decision.resume:
+            self._last_cap[node] = now
+        return decision.pause, decision.resume
+
+    def _controller(self, cap: float) -> PowerCapController:
+        ctrl = self._caps.get(cap)
+        if ctrl is None:
+            ctrl = self._caps[cap] = PowerCapController(cap, self.settings.resume_w,
+                                                        self.settings.min_runtime_s)
+        return ctrl
+
+
+def _cap_task(t: Any) -> CapTask:
+    """A CapTask from a CapTask-like object or a mapping."""
+    if isinstance(t, CapTask):
+        return t
+    get = t.get if isinstance(t, Mapping) else (lambda k, d=None: getattr(t, k, d))
+    return CapTask(str(get("id")), int(get("priority", 0) or 0), bool(get("stoppable", True)),
+                   float(get("started_at", 0.0) or 0.0), bool(get("paused", False)),
+                   get("watts"))

@@ -13,16 +13,24 @@ selection's key; a cycle stops as soon as no core is left.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from odop.scheduler.cluster import FreeIndex, Node
+from odop.scheduler.cluster import Node
 from odop.scheduler.depends import Dependencies
+from odop.scheduler.fit import (
+    across,
+    holds,
+    never_fit,
+    place_where,
+    roomy,
+    wanted,
+    with_gpus,
+)
+from odop.scheduler.freeindex import FreeIndex
 from odop.scheduler.placement import Placement
 from odop.scheduler.selection import Pending, Queue, Selection
-from odop.tasks.units import format_memory
 
 
 class Placed(NamedTuple):
@@ -35,42 +43,6 @@ class Placed(NamedTuple):
     cores: list[int]
     gpus: list[int]
     spans: list[tuple[str, list[int]]]
-
-
-class _Nodes(dict[str, Node]):
-    """The decider's nodes by name; adding, replacing or removing one re-indexes."""
-
-    def __init__(self, changed: Callable[[], None]) -> None:
-        super().__init__()
-        self._changed = changed
-
-    def __setitem__(self, name: str, node: Node) -> None:
-        super().__setitem__(name, node)
-        self._changed()
-
-    def __delitem__(self, name: str) -> None:
-        super().__delitem__(name)
-        self._changed()
-
-    def pop(self, *args: Any) -> Any:
-        self._changed()
-        return super().pop(*args)
-
-    def popitem(self) -> tuple[str, Node]:
-        self._changed()
-        return super().popitem()
-
-    def clear(self) -> None:
-        self._changed()
-        super().clear()
-
-    def update(self, *args: Any, **kw: Any) -> None:
-        self._changed()
-        super().update(*args, **kw)
-
-    def setdefault(self, name: str, node: Node) -> Node:
-        self._changed()
-        return super().setdefault(name, node)
 
 
 class Decider:
@@ -90,7 +62,8 @@ class Decider:
         """Rebuild the index on the next cycle (node set, threshold or sim state changed)."""
         self._dirty: set[str] = set()
         """Nodes whose free cores may have changed since the index last saw them."""
-        self.nodes: dict[str, Node] = _Nodes(self._restale)
+        self.nodes: dict[str, Node] = {}
+        """Nodes by name: change them through add_node and remove_node (they re-index)."""
         self.pending: Queue = Queue(selection)
         """Queued executions by id; delete from it directly to drop one."""
         self.active: dict[str, tuple[str, str, list[int]]] = {}
@@ -197,6 +170,7 @@ class Decider:
         node.listener = self._dirty.add
         node.share_below = self._share_below()
         self.nodes[node.name] = node
+        self._restale()
         for execution, (_, where, cores) in self.active.items():
             if where == node.name:
                 node.grant(cores, execution)
@@ -207,6 +181,11 @@ class Decider:
             for where, cores in spans:
                 if where == node.name:
                     node.grant(cores, execution)
+
+    def remove_node(self, name: str) -> None:
+        """Forget a node (gone silent); its executions are the caller's to requeue."""
+        del self.nodes[name]
+        self._restale()
 
     def has_free_core(self) -> bool:
         """True when some node has a core free now (from the index: no copies)."""
@@ -255,7 +234,7 @@ class Decider:
             limit = spec.get("max_runs")
             if limit is not None and per_task[task] >= limit:
                 continue
-            want = wants.get(task) or wants.setdefault(task, _wanted(spec))
+            want = wants.get(task) or wants.setdefault(task, wanted(spec))
             lo, hi, n_gpus, mem_min, n_nodes = want
             if lo > free.max_count() or lo * n_nodes > room:
                 continue  # nothing fits it, and cores only get fewer in a cycle
@@ -265,14 +244,14 @@ class Decider:
             spans: list[tuple[str, list[int]]] = []
             gpus: list[int] = []
             if n_nodes > 1:
-                across = self._place_across(free, lo, min(hi, room // n_nodes), n_nodes, need)
-                choice, spans = (across[0], across[1:]) if across else (None, [])
+                wide = across(self, free, lo, min(hi, room // n_nodes), n_nodes, need)
+                choice, spans = (wide[0], wide[1:]) if wide else (None, [])
             elif n_gpus or weighs_gpus:
-                choice, gpus = self._place_with_gpus(free, lo, top, n_gpus, need)
+                choice, gpus = with_gpus(self, free, lo, top, n_gpus, need)
             else:
                 choice, gpus = place(free, lo, top), []
-                if choice is not None and need and not self._holds(choice[0], need):
-                    choice = self._place_where(self._roomy(free, need), lo, top)
+                if choice is not None and need and not holds(self, choice[0], need):
+                    choice = place_where(self, roomy(self, free, need), lo, top)
             if choice is None:
                 continue
             node, cores = choice
@@ -292,100 +271,11 @@ class Decider:
         return placed
 
     def never_fit(self) -> dict[str, str]:
-        """Queued executions no node could ever run, each with why: more cores (at least),
-        GPUs or memory (its declared minimum, less the reserve) than the largest node has.
-        Meaningful once every node is known."""
-        if not self.nodes:
-            return {}
-        nodes = self.nodes.values()
-        most_cores = max(len(n.cores) for n in nodes)
-        most_gpus = max(len(n.gpus) for n in nodes)
-        most_mem = max((1 - self.memory_reserve) * (n.mem_total or math.inf) for n in nodes)
-        out = {}
-        for p in self.pending.values():
-            spec = self.specs.get(p.task)
-            if spec is None:
-                continue
-            cores, _, gpus, memory, n_nodes = _wanted(spec)
-            if n_nodes > len(self.nodes):
-                out[p.execution] = f"needs {n_nodes} nodes; the run has {len(self.nodes)}"
-            elif cores > most_cores:
-                out[p.execution] = (f"needs {cores} cores on one node; the largest node has "
-                                    f"{most_cores}")
-            elif gpus > most_gpus:
-                out[p.execution] = (f"needs {gpus} GPU(s) on one node; the most any node has "
-                                    f"is {most_gpus}")
-            elif memory > most_mem:
-                out[p.execution] = (f"needs {format_memory(memory)} of memory on one node; the "
-                                    f"most any node offers is {format_memory(most_mem)} (its "
-                                    f"total less memory_reserve_pct)")
-        return out
-
-    def _place_with_gpus(self, free: FreeIndex, lo: int, hi: int, n_gpus: int,
-                         need: int) -> tuple[tuple[str, list[int]] | None, list[int]]:
-        """The placement's choice among the nodes with ``n_gpus`` GPUs free (all nodes when
-        0) and ``need`` bytes of memory, telling a placement that weighs GPUs how many each
-        node has; and the GPUs."""
-        gpus_free = {name: node.free_gpus(self._threshold)
-                     for name, node in self.nodes.items() if node.gpus}
-        if self.placement.weighs_gpus:
-            self.placement.free_gpus = {name: len(g) for name, g in gpus_free.items()}
-        where: Mapping[str, Sequence[int]] = free
-        if n_gpus:
-            where = {name: free[name] for name, g in gpus_free.items()
-                     if len(g) >= n_gpus and name in free}
-        if need:
-            where = self._roomy(where, need)
-        choice = self._place_where(where, lo, hi)
-        return choice, gpus_free[choice[0]][:n_gpus] if choice and n_gpus else []
-
-    def _place_across(self, free: FreeIndex, lo: int, hi: int, n: int,
-                      need: int) -> list[tuple[str, list[int]]] | None:
-        """The first ``n`` nodes, in order, with ``lo`` cores (and ``need`` bytes) free,
-        each granted the same count of its lowest free cores: as many as every one of
-        them has, at most ``hi``; None when fewer nodes have room."""
-        picked: list[str] = []
-        name = free.first(lo)
-        while name is not None and len(picked) < n:
-            if not need or self._holds(name, need):
-                picked.append(name)
-            after = free.first(lo, free.position(name) + 1)
-            name = after if after is not None and free.position(after) > free.position(name) \
-                else None  # first() wraps around: past the last node
-        if len(picked) < n:
-            return None
-        width = min([hi, *(len(free[name]) for name in picked)])
-        return [(name, list(free[name][:width])) for name in picked] if width >= lo else None
-
-    def _place_where(self, where: Mapping[str, Sequence[int]], lo: int,
-                     hi: int) -> tuple[str, list[int]] | None:
-        return self.placement.place(where, lo, hi) if where else None
-
-    def _holds(self, node: str, need: int) -> bool:
-        """True when ``node`` has ``need`` bytes of memory to give."""
-        return self.nodes[node].mem_free(self.memory_reserve) >= need
-
-    def _roomy(self, where: Mapping[str, Sequence[int]],
-               need: int) -> dict[str, Sequence[int]]:
-        """The nodes of ``where`` with ``need`` bytes of memory to give."""
-        return {name: cores for name, cores in where.items() if self._holds(name, need)}
+        """Queued executions no node could ever run, each with why (odop.scheduler.fit)."""
+        return never_fit(self)
 
     def _room(self, free: int) -> int:
         """Cores this cycle may grant: the free ones, within the core limit."""
         if self.core_limit is None:
             return free
         return max(0, min(free, self.core_limit(self.granted + free) - self.granted))
-
-
-def _wanted(spec: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """(cores at least, cores at most, GPUs, bytes of memory at least, nodes) to grant;
-    cores, GPUs and memory are per node."""
-    return (*cores_wanted(spec), int(spec.get("gpus") or 0), int(spec.get("memory_min") or 0),
-            max(1, int(spec.get("nodes") or 1)))
-
-
-def cores_wanted(spec: dict[str, Any]) -> tuple[int, int]:
-    """Whole cores to grant, as (at least, at most), from the spec's cpus min/max."""
-    low = max(1, math.ceil(spec.get("cpus_min", 1.0) - 1e-9))
-    high = max(low, math.floor(spec.get("cpus_max", low) + 1e-9))
-    return low, high

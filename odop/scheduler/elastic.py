@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odop.scheduler.core import Decider, cores_wanted
+from odop.scheduler.core import Decider
+from odop.scheduler.fit import cores_wanted
 from odop.scheduler.lifecycle import Lifecycle
 
 

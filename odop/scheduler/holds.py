@@ -2,7 +2,7 @@
 
 A deferrable task with a deadline waits for the start the capacity-aware plan gives it,
 and any task may wait while the carbon level is above its priority's threshold; the
-policy (odop.scheduler.energy) says until when. Held executions return to the queue
+policy (odop.energy.advisor) says until when. Held executions return to the queue
 when that time comes, when a re-plan moves their start to now, and all of them when the
 simulation ends (unless the policy says otherwise). An execution expected to outlast
 the allocation is never started: it stays queued, for ``odop export`` to hand to a

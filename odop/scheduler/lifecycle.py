@@ -48,6 +48,22 @@ class Lifecycle:
         self.requeueing: set[str] = set()
         """Executions told to stop so that they can be queued again (preemption)."""
 
+    def restore(self) -> None:
+        """Rebuild the queue, the grants and the paused set from the store (a restart):
+        what was placed, running or paused is awaited from its agent (``missing``)."""
+        now = time.monotonic()
+        for row in self.store.in_states(ExecState.QUEUED):
+            self.decider.enqueue(self.pending(row))
+        for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
+            self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
+            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
+            self.decider.hold_spans(row["id"], [(n, c) for n, c in row["spans"]])
+            self.state.missing[row["id"]] = now
+        for row in self.store.in_states(ExecState.PAUSED):  # paused: no cores, its GPUs
+            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
+            self.paused[row["id"]] = (row["task"], row["node"] or "", max(1, len(row["cores"])))
+            self.state.missing[row["id"]] = now
+
     # -- where ------------------------------------------------------------------------
     def node_of(self, execution: str) -> str | None:
         """The node an execution holds cores on or is paused on; None when it is neither."""

@@ -3,7 +3,7 @@
 A placement is one small class: ``name`` and ``place(free, want_min, want_max)`` returning
 ``(node, cores)`` or None when nothing fits. ``free`` maps node name to its free cores
 (in core order, nodes in cluster order); from the decider it is a
-:class:`~odop.scheduler.cluster.FreeIndex`, whose ``first``, ``tightest`` and ``loosest``
+:class:`~odop.scheduler.freeindex.FreeIndex`, whose ``first``, ``tightest`` and ``loosest``
 answer "which node" without scanning every node. The built-ins accept any mapping.
 """
 
@@ -13,7 +13,7 @@ import abc
 from collections.abc import Mapping, Sequence
 
 from odop.plugins import PLACEMENTS
-from odop.scheduler.cluster import FreeIndex
+from odop.scheduler.freeindex import FreeIndex
 
 Choice = tuple[str, list[int]]
 

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from odop.energy.advisor import EnergyPolicy
 from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
-from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.lifecycle import Lifecycle
 from odop.scheduler.predict import IdlePredictor
 from odop.scheduler.preemption import PhaseBook, Preemption

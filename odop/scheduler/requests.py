@@ -10,17 +10,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from odop.energy.advisor import EnergyPolicy
 from odop.errors import SpecError
 from odop.protocol import MsgType
 from odop.scheduler.core import Decider
-from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.lifecycle import Lifecycle
 from odop.scheduler.state import RunState
-from odop.scheduler.triggers import TriggerSet
 from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore
 from odop.tasks.spec import checked
+from odop.tasks.triggers.watchset import TriggerSet
 
 Send = Callable[..., None]
 """``send(route, mtype, **fields)``: one message to one peer, never blocking."""

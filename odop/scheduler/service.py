@@ -8,49 +8,34 @@ scheduler killed at any instant restarts from the database with nothing lost.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import signal
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import zmq
-
-from odop.config import Config, run_config
-from odop.errors import ProtocolError
+from odop.config import Config
+from odop.energy.advisor import EnergyPolicy
 from odop.memory import trim_heap
 from odop.paths import RunPaths
-from odop.procs import node_name, pid_alive
-from odop.protocol import MsgType, decode, encode, make, new_id, transport, validate
+from odop.procs import pid_alive
+from odop.protocol import MsgType, new_id
 from odop.scheduler.core import Decider, Placed
 from odop.scheduler.depends import NOT_DONE, ObservedStore
 from odop.scheduler.elastic import Elastic
-from odop.scheduler.energy import EnergyPolicy
 from odop.scheduler.holds import Holds
 from odop.scheduler.lifecycle import Lifecycle
+from odop.scheduler.liveness import Liveness
 from odop.scheduler.placement import make_placement
 from odop.scheduler.preemption import PhaseBook, Preemption
 from odop.scheduler.reports import AgentReports
 from odop.scheduler.requests import ClientRequests
 from odop.scheduler.selection import make_selection
 from odop.scheduler.state import RunState
-from odop.scheduler.triggers import TriggerSet
-from odop.store.executions import RunStore
+from odop.scheduler.wire import Wire
 from odop.store.profiles import ProfileStore
-from odop.store.states import ExecState
+from odop.tasks.triggers.watchset import TriggerSet
 
 log = logging.getLogger("odop.scheduler")
-LOST_S = 5.0
-"""An execution its agent no longer reports for this long is lost (and requeued)."""
-ORPHAN_S = 30.0
-"""Once the simulation has ended, how long the drain waits with no agent left before it
-ends, leaving what could not run queued (seconds)."""
-STALL_S = 2.0
-"""A gap between two housekeeping turns (every 0.5 s) longer than this (seconds) is the
-scheduler's own stall (SIGSTOP, swapped out, a wedged file system), not its peers'."""
 
 
 class SchedulerService:
@@ -70,11 +55,7 @@ class SchedulerService:
             memory_reserve=config.memory_reserve_pct / 100, share_bound=config.share_bound_cores)
         store.listener = decider.depends.changed
         self.endpoint = endpoint or paths.scheduler_endpoint
-        self.sock = transport.router(self.endpoint, run_root=paths.root)
-        self.poller = zmq.Poller()
-        self.poller.register(self.sock, zmq.POLLIN)
-        self._trigger_fds: dict[int, str] = {}
-        self.node_stale_s = max(10.0, 5 * config.sample_interval_s)
+        self.wire = Wire(self.endpoint, paths.root, state)
         self.terminated = False
         """SIGTERM arrived: the loop aborts at its next turn (within 0.2 s)."""
         self.interrupted = False
@@ -90,45 +71,35 @@ class SchedulerService:
                                    self._command, run=paths.name, footprint=self._grams)
         self.preemption = Preemption(decider, self.lifecycle)
         self.elastic = Elastic(decider, self.lifecycle)
+        self.liveness = Liveness(decider, self.lifecycle, state, node_stale_s=max(
+            10.0, 5 * config.sample_interval_s), now=time.monotonic())
         self.phases = PhaseBook(config.idle_phases, config.phase_min_lend_s)
         self.clients = ClientRequests(decider, store, self.profiles, self.lifecycle,
-                                      self.triggers, self.holds, self.energy, state, self._send,
+                                      self.triggers, self.holds, self.energy, state, self.wire.send,
                                       self._last_look)
         self.agents = AgentReports(
             decider, store, self.lifecycle, self.preemption, self.phases, self.energy, state,
-            self._send, self.sim_gone, interval_s=config.sample_interval_s,
+            self.wire.send, self.sim_gone, interval_s=config.sample_interval_s,
             window=max(1, round(config.prediction_window_s / config.sample_interval_s)))
-        self.handlers: dict[MsgType, Callable[[bytes, Any], None]] = {
+        self.wire.handlers = {
             MsgType.DECLARE: self.clients.on_declare, MsgType.SUBMIT: self.clients.on_submit,
             MsgType.CANCEL: self.clients.on_cancel, MsgType.STATUS: self.clients.on_status,
             MsgType.SIM_END: self.clients.on_sim_end, MsgType.HELLO: self.agents.on_hello,
             MsgType.SAMPLE: self.agents.on_sample, MsgType.PHASE: self.agents.on_phase,
             MsgType.STARTED: self.agents.on_started, MsgType.EXITED: self.agents.on_exited}
-        """Each message type the scheduler accepts, and the handler that serves it."""
         self.next_prediction_record = time.monotonic() + 10.0
         self._load()
 
     # -- restart ------------------------------------------------------------------------
     def _load(self) -> None:
-        """Rebuild the in-memory queue and grants from the database."""
+        """Rebuild the run's tasks, triggers, queue and grants from the database."""
         self.decider.specs.update(self.store.tasks())
         self.decider.depends.load(self.store.in_states(*NOT_DONE))
         self.triggers.update(self.decider.specs)
         meta = self.store.meta()
         self.decider.sim_running = "sim_end" not in meta
         self.state.wrapped = bool(meta.get("wrapped"))
-        for row in self.store.in_states(ExecState.QUEUED):
-            self.decider.enqueue(self.lifecycle.pending(row))
-        for row in self.store.in_states(ExecState.PLACED, ExecState.RUNNING):
-            self.decider.activate(row["id"], row["task"], row["node"] or "", row["cores"])
-            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
-            self.decider.hold_spans(row["id"], [(n, c) for n, c in row["spans"]])
-            self.state.missing[row["id"]] = time.monotonic()
-        for row in self.store.in_states(ExecState.PAUSED):  # paused: no cores, its GPUs
-            self.decider.hold_gpus(row["id"], row["node"] or "", row["gpus"])
-            self.lifecycle.paused[row["id"]] = (row["task"], row["node"] or "",
-                                                max(1, len(row["cores"])))
-            self.state.missing[row["id"]] = time.monotonic()
+        self.lifecycle.restore()
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -158,7 +129,7 @@ class SchedulerService:
                 trim_heap()  # at most once a minute
         self.triggers.close()
         self.energy.stop()
-        self.sock.close()
+        self.wire.close()
         self.store.close()
         self.profiles.close()
 
@@ -222,19 +193,9 @@ class SchedulerService:
     # -- events -------------------------------------------------------------------------
     def _wait_for_events(self) -> None:
         """Block until a message, a trigger or a timer needs attention, then serve it."""
-        fds = self.triggers.fds()
-        if fds.keys() != self._trigger_fds.keys():  # a watcher came or went: re-register
-            for fd in self._trigger_fds:
-                self.poller.unregister(fd)
-            for fd in fds:
-                self.poller.register(fd, zmq.POLLIN)
-        self._trigger_fds = fds
         now = time.time()
         timeout = 0.0 if self.state.dirty else self.triggers.timeout_s(now, 0.2)
-        events = dict(self.poller.poll(int(timeout * 1000)))
-        if self.sock in events:
-            self._drain_socket()
-        ready = {fds[fd] for fd in fds if fd in events}
+        ready = self.wire.wait(timeout, self.triggers.fds())
         self._fire_triggers(time.time(), ready)
 
     def _fire_triggers(self, now: float, ready: set[str]) -> None:
@@ -251,46 +212,11 @@ class SchedulerService:
             watcher.rescan()
         self._fire_triggers(time.time(), set(self.triggers.watchers))
 
-    def _drain_socket(self) -> None:
-        for _ in range(1000):
-            try:
-                ident, data = self.sock.recv_multipart(zmq.NOBLOCK)[:2]
-            except zmq.Again:
-                return
-            except ValueError:
-                self.state.invalid += 1
-                continue
-            self._serve(ident, data)
-
-    def _serve(self, ident: bytes, data: bytes) -> None:
-        """Validate one message and hand it to its handler; a bad one is refused, never
-        fatal."""
-        try:
-            mtype, msg = validate(decode(data))
-            handler = self.handlers.get(mtype)
-            if handler is None:
-                raise ProtocolError(f"the scheduler does not accept {mtype.value} messages")
-            handler(ident, msg)
-        except ProtocolError as exc:
-            self.state.invalid += 1
-            log.warning("invalid message #%d: %s", self.state.invalid, exc)
-            self._send(ident, MsgType.ERROR, ref=None, error=str(exc))
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-            self.state.invalid += 1  # well-formed but nonsensical
-            log.exception("message refused (#%d)", self.state.invalid)
-            self._send(ident, MsgType.ERROR, ref=None, error=f"refused: {exc!r:.200}")
-
-    def _send(self, ident: bytes, mtype: MsgType, **fields: Any) -> None:
-        try:
-            self.sock.send_multipart([ident, encode(make(mtype, **fields))], zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
-            log.warning("cannot send %s to %r: %s", mtype.value, ident, exc)
-
     def _command(self, node: str, mtype: MsgType, **fields: Any) -> None:
         """Send a command to the agent of ``node`` (if it is known)."""
         found = self.decider.nodes.get(node)
         if found is not None:
-            self._send(found.identity, mtype, **fields)
+            self.wire.send(found.identity, mtype, **fields)
 
     # -- acting -------------------------------------------------------------------------
     def _act(self, placed: list[Placed]) -> None:
@@ -317,15 +243,7 @@ class SchedulerService:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        self._excuse_own_stall(now)
-        for execution, since in list(self.state.missing.items()):
-            if now - since > LOST_S and self.lifecycle.node_of(execution) is not None:
-                self.lifecycle.lost(execution, "lost: its agent no longer runs it")
-        for name, node in list(self.decider.nodes.items()):
-            if now - node.last_seen > self.node_stale_s:
-                del self.decider.nodes[name]
-                for execution in self.lifecycle.held_on(name):
-                    self.lifecycle.lost(execution, f"lost: node {name} silent")
+        self.liveness.check(now)
         if now >= self.next_prediction_record:
             self.next_prediction_record = now + 10.0
             self.agents.record_predictions()
@@ -333,38 +251,8 @@ class SchedulerService:
             self._abort("the simulation process that started the scheduler is gone")
         if not self.decider.sim_running:
             self._skip_misfits()
-        if self._finished() or self._orphaned(now):
+        if self._finished() or self.liveness.orphaned(now):
             self._drained()
-
-    _housekept: float | None = None
-    _node_seen = time.monotonic()
-    """When a node was last known (monotonic s)."""
-
-    def _orphaned(self, now: float) -> bool:
-        """The simulation has ended and no agent has answered for ORPHAN_S: what is left
-        cannot run here; it stays queued (in the account) and the drain is answered."""
-        if self.decider.nodes or self.decider.sim_running:
-            self._node_seen = now
-            return False
-        if now - self._node_seen < ORPHAN_S or not self.lifecycle.busy():
-            return False
-        log.warning("no agent has answered for %.0f s: the drain ends, leaving %d execution(s) "
-                    "queued", now - self._node_seen, len(self.decider.pending))
-        return True
-
-    def _excuse_own_stall(self, now: float) -> None:
-        """After the scheduler's own stall, nodes and executions get their full time to be
-        heard from again: their silence over the stall was its own (nothing is requeued
-        as lost, and run twice, for it)."""
-        gap = 0.0 if self._housekept is None else now - self._housekept
-        self._housekept = now
-        if gap <= STALL_S:
-            return
-        log.warning("the scheduler did not run for %.1f s; its peers get their time again", gap)
-        for node in self.decider.nodes.values():
-            node.last_seen = max(node.last_seen, now)
-        for execution in self.state.missing:
-            self.state.missing[execution] = now
 
     def _skip_misfits(self) -> None:
         """Once the simulation has ended (every node known): skip what no node can run,
@@ -387,7 +275,7 @@ class SchedulerService:
         self.agents.record_predictions()
         counts = self.store.counts()
         for ident, ref in self.state.waiters:
-            self._send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
+            self.wire.send(ident, MsgType.DRAINED, ref=ref, done=counts.get("done", 0),
                        failed=counts.get("failed", 0))
         self._shutdown_agents("queue drained")
         self.state.running = False
@@ -404,36 +292,6 @@ class SchedulerService:
 
     def _shutdown_agents(self, reason: str) -> None:
         for node in self.decider.nodes.values():
-            self._send(node.identity, MsgType.SHUTDOWN, reason=reason)
+            self.wire.send(node.identity, MsgType.SHUTDOWN, reason=reason)
         for name, pid in self.state.agents.items():
             self.store.end_component("agent", name, pid)
-
-
-def _with_allocation(config: Config) -> Config:
-    """The config with the allocation's end time from Slurm when it does not set one."""
-    if config.alloc_end is not None:
-        return config
-    try:
-        from odop.launch.slurm import allocation
-    except ImportError:
-        return config
-    found = allocation()
-    end = getattr(found, "end_time", None)
-    return dataclasses.replace(config, alloc_end=end) if end else config
-
-
-def serve(run_dir: Path, config: Config, *, endpoint: str | None = None,
-          parent_pid: int | None = None) -> None:
-    """Entry point of ``odop scheduler``: serve the run until it is drained or aborted."""
-    paths = RunPaths(run_dir)
-    meta = RunStore(paths.db, readonly=True).meta() if paths.db.exists() else {}
-    config = _with_allocation(run_config(meta, config))
-    service = SchedulerService(paths, config, endpoint=endpoint, parent_pid=parent_pid)
-    node = node_name()
-    service.store.add_component("scheduler", node, os.getpid(), service.endpoint)
-    try:
-        service.run()
-    finally:
-        end = RunStore(paths.db)
-        end.end_component("scheduler", node, os.getpid())
-        end.close()

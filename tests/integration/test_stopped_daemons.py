@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import pytest
 
-from odop.scheduler.service import ORPHAN_S
+from odop.scheduler.liveness import ORPHAN_S
 from tests.conftest import child_env, mpiexec
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(240),

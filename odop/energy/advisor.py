@@ -6,7 +6,7 @@ fetches run on a background thread (``start``/``stop``), so no call here waits o
 network. The forecast is re-read at most every ``check_s`` seconds or at a slot
 boundary and levels are computed once per read. Deferrable executions are planned
 together, into the cores odop expects per slot, by one DeferralPlanner
-(odop.scheduler.deferral), re-planned when an execution arrives, starts or ends early,
+(odop.energy.deferral), re-planned when an execution arrives, starts or ends early,
 or the forecast or the capacity changes; a repeated answer is a dict lookup. Any signal
 problem makes the policy answer as a plain scheduler would (start now, base
 concurrency) and shows in ``status``.
@@ -20,43 +20,28 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from odop.energy.deferral import DeferralPlanner
 from odop.energy.errors import EnergyError
-from odop.energy.forecast import Forecast, cumulative, integral_to
+from odop.energy.forecast import cumulative, integral_to
+from odop.energy.outlook import Outlook, View
 from odop.energy.planner import J_PER_KWH
 from odop.energy.policy import (
     DEFAULT_SCALING,
     CarbonLevel,
     ConcurrencyScaler,
-    LevelClassifier,
     PriorityThresholds,
 )
-from odop.energy.powercap import CapTask, PowerCapController
+from odop.energy.powercap import NodeCaps
 from odop.energy.settings import EnergySettings, make_provider, parse_level, parse_settings
 from odop.energy.signals import SignalProvider, StaticSignal
-from odop.scheduler.deferral import DeferralPlanner
 
 log = logging.getLogger("odop.scheduler.energy")
 MAX_ANSWERS = 20000
 """Threshold answers kept before those of older forecast views are dropped."""
-
-
-@dataclass(frozen=True)
-class _View:
-    """The forecast as of one slot: its levels and the signal in force over the slot."""
-
-    forecast: Forecast
-    gen: int
-    slot_start: float
-    slot_end: float
-    classifier: LevelClassifier | None  # None: a flat signal (no levels to tell apart)
-    level: CarbonLevel
-    carbon: float | None
-    price: float | None
 
 
 class EnergyPolicy:
@@ -70,21 +55,15 @@ class EnergyPolicy:
         self.static = StaticSignal(carbon=s.carbon)
         self.thresholds = PriorityThresholds(s.priority_thresholds, s.threshold_default)
         self.scaler = ConcurrencyScaler({**DEFAULT_SCALING, **s.concurrency}, s.min_slots)
-        self._view: _View | None = None
-        self._checked_at = -math.inf
-        self._gen = 0
-        self._key: tuple | None = None
-        self._error: str | None = None
+        self.outlook = Outlook(settings, provider)
         self.planner = DeferralPlanner(self.kind)
         self._planned_on: tuple[int, float] | None = None
         self._cores: int | None = None
         self._capacity_key: tuple | None = None
         self._capacity: np.ndarray | float = math.inf
-        self._answers: dict[Any, tuple[_View, float | None]] = {}
-        self._cum: tuple[_View | None, dict[str, np.ndarray]] = (None, {})
-        self._caps: dict[float, PowerCapController] = {}
-        self._capped: dict[str, set[str]] = {}
-        self._last_cap: dict[str, float] = {}
+        self._answers: dict[Any, tuple[View, float | None]] = {}
+        self._cum: tuple[View | None, dict[str, np.ndarray]] = (None, {})
+        self.caps = NodeCaps(settings)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, alloc_end: float | None = None, *,
@@ -107,51 +86,9 @@ class EnergyPolicy:
         """Stop background fetching."""
         self.provider.stop()
 
-    # -- the signal, read at most every check_s ------------------------------------------
-    def _read(self, now: float) -> _View | None:
-        view = self._view
-        if view is not None and now - self._checked_at < self.settings.check_s \
-                and view.slot_start <= now < view.slot_end:
-            return view
-        self._checked_at = now
-        try:
-            fc = self.provider.forecast(now, self.settings.horizon_s)
-            if not fc.has(self.kind):
-                raise EnergyError(f"{fc.source} has no {self.kind} values")
-            self._view, self._error = self._make_view(fc, now, view), None
-        except (EnergyError, ValueError, ArithmeticError) as exc:
-            if self._error != str(exc):
-                log.warning("energy signal unusable, scheduling as without one: %s", exc)
-            self._error, self._view = str(exc), None
-        return self._view
-
-    def _make_view(self, fc: Forecast, now: float, old: _View | None) -> _View:
-        """A new view when the forecast or the slot changed, else the old one."""
-        values = fc.values(self.kind)
-        key = (fc.source, float(fc.start[0]), fc.resolution_s, values.size, values.tobytes())
-        idx = int(np.clip((now - fc.start[0]) // fc.resolution_s, 0, values.size - 1))
-        slot_start = float(fc.start[0] + idx * fc.resolution_s)
-        slot_end = slot_start + fc.resolution_s
-        if slot_end <= now:  # past the last slot: the value is held
-            slot_start, slot_end = now, now + self.settings.check_s
-        if key == self._key and old is not None and old.slot_start <= now < old.slot_end:
-            return old
-        if key != self._key:
-            self._key = key
-            if old is None or not _extends(old.forecast, fc, self.kind):
-                self._gen += 1  # plans re-made; a forecast that only moved on keeps them
-        flat = float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.abs(values).max()))
-        classifier = None if flat else LevelClassifier.from_forecast(
-            fc, self.kind, self.settings.level_quantiles)
-        level = CarbonLevel.MODERATE if classifier is None else classifier.level(values[idx])
-        point = fc.point(slot_start)
-        return _View(fc, self._gen, min(slot_start, now), slot_end,
-                     classifier, level, point.carbon, point.price)
-
     def level(self, now: float) -> CarbonLevel:
         """The level of the signal now (MODERATE when flat or unavailable)."""
-        view = self._read(now)
-        return CarbonLevel.MODERATE if view is None else view.level
+        return self.outlook.level(now)
 
     # -- hold ----------------------------------------------------------------------------
     def hold(self, task: str, spec: Mapping[str, Any], *, now: float, submitted_at: float,
@@ -161,7 +98,7 @@ class EnergyPolicy:
 
         Deferrable tasks (``spec["energy"]["deferrable"]``) with a finite bound (deadline,
         ``max_delay``, or the allocation end) start when the capacity-aware plan
-        (odop.scheduler.deferral) says; otherwise a task waits while its carbon/price
+        (odop.energy.deferral) says; otherwise a task waits while its carbon/price
         threshold (its own, or its priority's), compared with the signal averaged over
         its expected run, is not met, re-checked at the next forecast slot. Never past
         min(deadline, submitted_at + max_delay + expected_s, alloc_end) - expected_s.
@@ -170,7 +107,7 @@ class EnergyPolicy:
         Pass ``execution``: it keys the plan and the answers kept per forecast slot.
         """
         seen = self._answers.get(execution) if execution is not None else None
-        if seen is not None and sim_running and seen[0] is self._read(now) \
+        if seen is not None and sim_running and seen[0] is self.outlook.read(now) \
                 and (seen[1] is None or seen[1] > now):
             return seen[1]  # a threshold answer, same forecast slot: the same answer
         bound = self._bound(spec, now=now, submitted_at=submitted_at, deadline=deadline,
@@ -212,11 +149,11 @@ class EnergyPolicy:
 
     def _bound(self, spec: Mapping[str, Any], *, now: float, submitted_at: float,
                deadline: float | None, expected_s: float | None, sim_running: bool
-               ) -> tuple[_View, float, float] | None:
+               ) -> tuple[View, float, float] | None:
         """(view, expected duration s, end bound unix s), or None: nothing to hold."""
         if not sim_running and not self.settings.hold_after_sim:
             return None
-        view = self._read(now)
+        view = self.outlook.read(now)
         if view is None:
             return None
         duration = float(expected_s or spec.get("time_s") or 0.0)
@@ -241,7 +178,7 @@ class EnergyPolicy:
         """When a waiting deferrable execution should start (unix s; ``now`` when its
         plan has no room before its latest start); None if the planner does not know it.
         Re-plans first if anything changed since the last plan."""
-        view = self._read(now)
+        view = self.outlook.read(now)
         if view is None or key not in self.planner.jobs:
             return None
         if (view.gen, view.forecast.end) != self._planned_on:
@@ -251,7 +188,7 @@ class EnergyPolicy:
         start = self.planner.start_of(key, now)
         return now if start is None or not self.planner.fits[key] else start
 
-    def _slot_capacity(self, view: _View) -> np.ndarray | float:
+    def _slot_capacity(self, view: View) -> np.ndarray | float:
         """Cores odop expects per forecast slot: the cores it could hold (as last told by
         ``concurrency``), scaled by each slot's level like the core limit; no limit
         before the first cycle has said."""
@@ -278,7 +215,7 @@ class EnergyPolicy:
     def explain(self, key: Any, now: float, until: float | None) -> str | None:
         """Why a waiting deferrable execution was given ``until`` (None: start now), in
         words with the signal averaged over its expected run; None for other tasks."""
-        job, view = self.planner.jobs.get(key), self._read(now)
+        job, view = self.planner.jobs.get(key), self.outlook.read(now)
         if job is None or view is None:
             return None
         fc, d, unit = view.forecast, job.duration_s, "g/kWh" if self.kind == "carbon" else "/MWh"
@@ -312,7 +249,7 @@ class EnergyPolicy:
         self.planner.remove(execution)
         self._answers.pop(execution, None)
 
-    def _allowed(self, spec: Mapping[str, Any], view: _View, now: float,
+    def _allowed(self, spec: Mapping[str, Any], view: View, now: float,
                  duration: float) -> bool:
         """Whether the signal averaged over the expected run meets the task's threshold."""
         energy = spec.get("energy") or {}
@@ -331,7 +268,7 @@ class EnergyPolicy:
             return level <= parse_level(carbon_cap, "energy.carbon_threshold")
         return self.thresholds.allows(int(spec.get("priority", 0)), level)
 
-    def _mean(self, view: _View, t0: float, t1: float, kind: str) -> float:
+    def _mean(self, view: View, t0: float, t1: float, kind: str) -> float:
         """Mean of the view's ``kind`` signal over [t0, t1] (cumulative sums kept per view)."""
         if self._cum[0] is not view:
             self._cum = (view, {})
@@ -355,39 +292,10 @@ class EnergyPolicy:
             self._cores = capacity  # what the plan expects; a change under 10 % keeps it
         return self.scaler.limit(capacity, self.level(now))
 
-    # -- power cap -------------------------------------------------------------------------
     def power_cap(self, node: str, watts: float | None, running: Iterable[Any], *,
                   now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(ids to pause, ids to resume) on ``node`` measured at ``watts`` (W).
-
-        ``running`` holds the node's running and paused executions as CapTask-like
-        objects or mappings (id, priority, stoppable, started_at, paused, watts). Only
-        executions this cap paused are ever resumed; after an action the node is left
-        alone for ``cap_settle_s`` so that the next reading reflects it.
-        """
-        cap = self.settings.cap_for(node)
-        if cap is None or watts is None:
-            return (), ()
-        if now - self._last_cap.get(node, -math.inf) < self.settings.cap_settle_s:
-            return (), ()
-        capped = self._capped.setdefault(node, set())
-        tasks = [_cap_task(t) for t in running]
-        capped.intersection_update(t.id for t in tasks)
-        view = [CapTask(t.id, t.priority, t.stoppable, t.started_at, True, t.watts)
-                if t.id in capped else t for t in tasks if t.id in capped or not t.paused]
-        decision = self._controller(cap).decide(float(watts), view, now)
-        capped.update(decision.pause)
-        capped.difference_update(decision.resume)
-        if decision.pause or decision.resume:
-            self._last_cap[node] = now
-        return decision.pause, decision.resume
-
-    def _controller(self, cap: float) -> PowerCapController:
-        ctrl = self._caps.get(cap)
-        if ctrl is None:
-            ctrl = self._caps[cap] = PowerCapController(cap, self.settings.resume_w,
-                                                        self.settings.min_runtime_s)
-        return ctrl
+        """(ids to pause, ids to resume) on ``node`` at ``watts`` (W): see NodeCaps."""
+        return self.caps.decide(node, watts, running, now=now)
 
     # -- accounting, status ----------------------------------------------------------------
     def footprint(self, energy_j: float, start: float, end: float) -> dict[str, Any]:
@@ -405,10 +313,10 @@ class EnergyPolicy:
 
     def status(self, now: float) -> dict[str, Any]:
         """The signal now, its level, the forecast's age and health (plain data)."""
-        view = self._read(now)
+        view = self.outlook.read(now)
         health = self.provider.status()
         point = view.forecast.point(now) if view is not None else None
-        reason = self._error or health.last_error or (
+        reason = self.outlook.error or health.last_error or (
             f"serving {health.serving}" if health.degraded else None)
         age = health.age_s if health.age_s is not None else (
             None if view is None else now - view.forecast.issued_at)
@@ -422,38 +330,13 @@ class EnergyPolicy:
             "flat": view is not None and view.classifier is None,
             "forecast_age_s": age,
             "forecast_end": None if view is None else view.forecast.end,
-            "degraded": bool(health.degraded or self._error), "reason": reason,
+            "degraded": bool(health.degraded or self.outlook.error), "reason": reason,
             "alloc_end": self.alloc_end, "plans": len(self.planner.jobs),
             "replans": self.planner.replans,
-            "capped": {n: sorted(ids) for n, ids in self._capped.items() if ids},
+            "capped": {n: sorted(ids) for n, ids in self.caps.capped.items() if ids},
         }
 
 
 def _clock(t: float) -> str:
     """Unix time ``t`` as UTC hours, minutes and seconds with the date."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
-
-
-def _extends(old: Forecast, new: Forecast, kind: str) -> bool:
-    """Whether ``new`` is ``old`` moved on in time: same source and slot grid, a later or
-    equal first slot, and the same values wherever both have slots."""
-    res = old.resolution_s
-    if new.source != old.source or new.resolution_s != res or new.start[0] < old.start[0]:
-        return False
-    shift = (new.start[0] - old.start[0]) / res
-    if abs(shift - round(shift)) > 1e-9:
-        return False
-    k = int(round(shift))
-    a, b = old.values(kind)[k:], new.values(kind)
-    n = min(a.size, b.size)
-    return bool(np.array_equal(a[:n], b[:n]))
-
-
-def _cap_task(t: Any) -> CapTask:
-    """A CapTask from a CapTask-like object or a mapping."""
-    if isinstance(t, CapTask):
-        return t
-    get = t.get if isinstance(t, Mapping) else (lambda k, d=None: getattr(t, k, d))
-    return CapTask(str(get("id")), int(get("priority", 0) or 0), bool(get("stoppable", True)),
-                   float(get("started_at", 0.0) or 0.0), bool(get("paused", False)),
-                   get("watts"))
