@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from odop.energy.accounting import Comparison, ExecutionEnergy
+from odop.energy.accounting import Comparison
 from odop.energy.compare import after_simulation
 from odop.report import energy, metrics
 from odop.report.data import RunData, load_run
-
-
-@dataclass
-class Report:
-    """A run's report content before rendering; ``figures`` maps a key to its PNG path."""
-
-    data: RunData
-    headline: dict[str, Any]
-    task_stats: list[dict[str, Any]]
-    energies: dict[str, ExecutionEnergy]
-    nodes: dict[str, energy.NodeEnergy]
-    after: Comparison | None = None
-    figures: dict[str, Path] = field(default_factory=dict)
-    missing_figures: list[str] = field(default_factory=list)
-    """Files of the figures the run has data for that were not drawn: matplotlib is
-    missing (``pip install 'odop[report]'``)."""
+from odop.report.model import Report
 
 
 def analyse(data: RunData) -> Report:

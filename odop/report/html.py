@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from odop.report import metrics
-from odop.report.build import Report
 from odop.report.figures import MATPLOTLIB_HINT
+from odop.report.model import Report
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1180px;color:#222;padding:0 1em}
