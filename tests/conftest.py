@@ -6,13 +6,14 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from odop.engine.engine import Engine
+from odop.engine.engine import Engine, Exit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,3 +60,15 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     yield eng
     eng.stop_all("test over", wait_s=0.5)
     eng.close()
+
+
+def wait_exit(engine: Engine, timeout_s: float = 60.0) -> Exit:
+    """The first exit an engine reports, enforcing its bounds meanwhile."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        engine.enforce()
+        exits = engine.reap()
+        if exits:
+            return exits[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no task exited in {timeout_s:.0f} s")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from odop.engine.engine import Engine, Exit, command_line, gpu_env
+from odop.engine.engine import Engine, command_line, gpu_env
 from odop.engine.spawn import SpawnError, clean_env
 from odop.tasks.spec import parse_spec
+from tests.conftest import wait_exit
 
 TASKS = '''
 import json, os
@@ -66,15 +67,6 @@ def spec(tmp_path: Path, func: str, **kw: object) -> dict:
     return {"kind": "python", "target": f"{tmp_path}/mytasks.py:{func}", **kw}
 
 
-def wait_exit(engine: Engine, timeout: float = 30.0) -> Exit:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        engine.enforce()
-        exits = engine.reap()
-        if exits:
-            return exits[0]
-        time.sleep(0.02)
-    raise AssertionError("task did not exit")
 
 
 def test_task_is_pinned_lowered_and_isolated(engine: Engine, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from odop.engine.engine import Engine, Exit, rlimit_for
 from odop.engine.memwatch import MemoryWatch, process_memory, resident, tree_pids
+from tests.conftest import wait_exit
 
 TASKS = '''
 import os, time
@@ -76,14 +76,7 @@ def rlimited(tmp_path: Path, start_path: bool) -> Iterator[Engine]:
 def run(engine: Engine, tmp_path: Path, func: str, timeout_s: float = 60.0) -> Exit:
     spec = {"kind": "python", "target": f"{tmp_path}/mem.py:{func}", "memory_max": MAX}
     engine.start(func, spec, {}, [0])
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        engine.enforce()
-        exits = engine.reap()
-        if exits:
-            return exits[0]
-        time.sleep(0.02)
-    raise AssertionError(f"{func} did not exit")
+    return wait_exit(engine, timeout_s)
 
 
 def stderr(tmp_path: Path, execution: str) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from odop.engine.engine import Engine, Exit
+from odop.engine.engine import Engine
 from odop.engine.output import SLACK, CappedFile
+from tests.conftest import wait_exit
 
 TASKS = '''
 import os, sys, time
@@ -52,15 +53,6 @@ def spec(tmp_path: Path, func: str, **kw: object) -> dict:
     return {"kind": "python", "target": f"{tmp_path}/out.py:{func}", **kw}
 
 
-def wait_exit(engine: Engine, timeout_s: float = 60.0) -> Exit:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        engine.enforce()
-        exits = engine.reap()
-        if exits:
-            return exits[0]
-        time.sleep(0.02)
-    raise AssertionError("the task did not exit")
 
 
 def test_endless_output_is_cut_at_its_bound(engine: Engine, tmp_path: Path) -> None:
