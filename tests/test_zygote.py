@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import time
 from collections.abc import Iterator
@@ -109,3 +110,17 @@ def test_a_dead_zygote_loses_only_its_tasks(engine: Engine, tmp_path: Path) -> N
     assert wait_exit(engine, "s1").signal == signal.SIGKILL
     assert engine.server is server  # the server serves on
     assert run_where(engine, tmp_path, "after")["version"] == 1
+
+
+def test_the_drain_lifts_tasks_started_at_idle_priority(engine: Engine, tmp_path: Path) -> None:
+    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_NICE)[0] < 1:
+        pytest.skip("an unprivileged engine may not lift SCHED_IDLE (RLIMIT_NICE is 0)")
+    proc = engine.start("idle", {"kind": "python", "target": f"{tmp_path}/sim.py:sleepy"},
+                        {}, [0])
+    end = time.monotonic() + 10
+    while os.sched_getscheduler(proc.pid) != os.SCHED_IDLE and time.monotonic() < end:
+        time.sleep(0.01)  # until the task has lowered itself
+    assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
+    assert engine.promote() >= 1
+    assert os.sched_getscheduler(proc.pid) == os.SCHED_OTHER
+    assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 19  # still below everything else

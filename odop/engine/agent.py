@@ -79,6 +79,7 @@ class Agent:
         self._ready = False
         self.ticks = 0
         self._warmed = False
+        self._promoted = False
         self.exit_reason = ""
 
     def _watch(self, pid: int) -> None:
@@ -164,6 +165,9 @@ class Agent:
             if now - sent > RESEND_S:
                 self.unacked[msg_id] = (now, msg)
                 self.sock.send(encode(msg), zmq.NOBLOCK)
+        if not alive and not self._promoted:  # the drain: no rank left to yield to
+            self.engine.promote()
+            self._promoted = True
         if self.sim_pids and not alive:
             self._finish("simulation gone")
 

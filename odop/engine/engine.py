@@ -24,7 +24,7 @@ from odop.engine.forkclient import ForkClient, ForkServerError
 from odop.engine.memwatch import MemoryWatch
 from odop.engine.mpi import launch_env, mpi_argv, threads_per_rank
 from odop.engine.output import CHECK_S, OutputCap
-from odop.engine.process import TaskProcess
+from odop.engine.process import TaskProcess, group_pids, group_threads
 from odop.engine.scripts import ScriptBook, script_argv
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
@@ -347,6 +347,23 @@ class Engine:
             self._next_output_check = now + CHECK_S
             for output in self._outputs.values():
                 output.check()
+
+    def promote(self) -> int:
+        """The simulation is over: lift the tasks started under it from SCHED_IDLE to the
+        drain's footing (SCHED_OTHER at nice 19, autogroup nice 0), so that other load on
+        the node cannot starve what remains. Best effort: an unprivileged engine may not
+        raise a SCHED_IDLE task (RLIMIT_NICE). Returns the threads lifted."""
+        lifted = 0
+        for proc in self.tasks.values():
+            for pid in group_pids(proc.pid):
+                with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as fh:
+                    fh.write("0")
+            for tid in group_threads(proc.pid):
+                with contextlib.suppress(OSError):
+                    if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                        lifted += 1
+        return lifted
 
     def stop_all(self, reason: str, wait_s: float | None = None) -> list[Exit]:
         """TERM every task, KILL what remains after the grace period, and reap them all."""
