@@ -79,3 +79,25 @@ def test_external_scheduler_is_used_not_duplicated(tmp_path: Path, odop_home: Pa
     assert scheduler.wait(20) == 0
     schedulers = [c for c in components(run_dir) if c["role"] == "scheduler"]
     assert [c["pid"] for c in schedulers] == [scheduler.pid]
+
+
+UNBOUND = '''
+import odop
+
+odop.start()
+print(odop.stop().get("drained"), flush=True)
+'''
+
+
+def test_unbound_ranks_are_said_once_at_start(tmp_path: Path, odop_home: Path) -> None:
+    """MPICH leaves ranks unbound by default: odop.start() says so once for the job,
+    with the flag that binds them; bound ranks hear nothing."""
+    (tmp_path / "sim.py").write_text(UNBOUND)
+    said = {}
+    for bind in ([], ["-bind-to", "core"]):
+        argv = [str(mpiexec()), "-n", "2", *bind, sys.executable, "sim.py"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=90, cwd=tmp_path,
+                              env=child_env())
+        assert proc.returncode == 0, proc.stderr
+        said[bool(bind)] = proc.stderr.count("are not bound to cores")
+    assert said == {False: 1, True: 0}
