@@ -28,3 +28,16 @@ def test_ranks_of_other_steps_on_this_node(tmp_path: Path) -> None:
     assert ranks() == [21]
     assert ranks() == [21]  # remembered non-ranks are skipped, ranks read again
     assert StepRanks({}, proc=tmp_path)() == []  # not in a job
+
+
+def test_the_children_of_an_mpi_launchers_daemon_are_the_ranks(tmp_path: Path) -> None:
+    """Open MPI's mpirun srun's an orted on each other node: its children are the ranks."""
+    job = {"SLURM_JOB_ID": "7", "SLURMD_NODENAME": "n2"}
+    _proc(tmp_path, 10, "slurmstepd", 1, {})
+    _proc(tmp_path, 11, "orted", 10, {**job, "SLURM_STEP_ID": "1"})
+    _proc(tmp_path, 12, "sim", 11, {**job, "SLURM_STEP_ID": "1"})
+    _proc(tmp_path, 13, "sim", 11, {**job, "SLURM_STEP_ID": "1"})
+    _proc(tmp_path, 14, "sim", 12, {**job, "SLURM_STEP_ID": "1"})       # a rank's child
+    ranks = StepRanks({**job, "SLURM_STEP_ID": "0"}, proc=tmp_path)
+    assert ranks() == [12, 13]
+    assert ranks() == [12, 13]

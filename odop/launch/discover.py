@@ -147,14 +147,23 @@ def read_ranks(paths: RunPaths, node: str) -> list[dict[str, Any]]:
     return ranks if isinstance(ranks, list) else []
 
 
+DAEMONS = frozenset({"orted", "prted", "hydra_pmi_proxy"})
+"""Per-node daemons of MPI launchers (Open MPI 4, Open MPI 5 / PRRTE, MPICH's Hydra): under
+Slurm, ``mpirun``/``mpiexec`` ``srun`` one on each other node, and the ranks are its
+children there."""
+
+
 class StepRanks:
     """This node's tasks of the other steps of the Slurm job the caller runs in: the ranks an
-    ``srun`` launched, which are children of ``slurmstepd``, not of ``srun``.
+    ``srun`` launched, which are children of ``slurmstepd``, not of ``srun``, or, when such a
+    task is an MPI launcher's daemon (:data:`DAEMONS`, e.g. Open MPI's ``orted`` on the nodes
+    other than ``mpirun``'s), its children.
 
-    A rank is a process whose parent is ``slurmstepd`` and whose environment holds this job's
-    ``SLURM_JOB_ID``, this node's ``SLURMD_NODENAME`` and a ``SLURM_STEP_ID`` other than the
-    caller's own (the batch script has none, odop's tasks carry ``ODOP_EXECUTION``). Each call
-    reads the environment of ``slurmstepd``'s children only; other processes are remembered.
+    A step's task is a process whose parent is ``slurmstepd`` and whose environment holds
+    this job's ``SLURM_JOB_ID``, this node's ``SLURMD_NODENAME`` and a ``SLURM_STEP_ID``
+    other than the caller's own (the batch script has none, odop's tasks carry
+    ``ODOP_EXECUTION``). Each call reads the environment of ``slurmstepd``'s children only;
+    other processes are remembered.
     """
 
     def __init__(self, env: dict[str, str] | None = None, proc: Path = Path("/proc")) -> None:
@@ -162,7 +171,7 @@ class StepRanks:
         self.job, self.node = env.get("SLURM_JOB_ID"), env.get("SLURMD_NODENAME")
         self.own_step = env.get("SLURM_STEP_ID")
         self.proc = proc
-        self._other: set[int] = set()  # neither slurmstepd nor its child: never a rank
+        self._other: set[int] = set()  # not slurmstepd, its child or a daemon's: never a rank
 
     def __call__(self) -> list[int]:
         """Pids of the ranks alive now (empty outside a Slurm job)."""
@@ -172,12 +181,12 @@ class StepRanks:
         self._other &= pids
         stats = {p: s for p in pids - self._other if (s := self._stat(p)) is not None}
         stepd = {p for p, (comm, _) in stats.items() if comm == "slurmstepd"}
-        ranks = []
-        for pid, (comm, ppid) in stats.items():
-            if ppid not in stepd and comm != "slurmstepd":
-                self._other.add(pid)
-            elif comm != "slurmstepd" and self._in_other_step(pid):
-                ranks.append(pid)
+        tasks = {p for p, (comm, ppid) in stats.items()
+                 if ppid in stepd and comm != "slurmstepd" and self._in_other_step(p)}
+        daemons = {p for p in tasks if stats[p][0] in DAEMONS}
+        ranks = (tasks - daemons) | {p for p, (_, ppid) in stats.items() if ppid in daemons}
+        self._other |= {p for p, (comm, ppid) in stats.items()
+                        if ppid not in stepd | daemons and comm != "slurmstepd"}
         return sorted(ranks)
 
     def _stat(self, pid: int) -> tuple[str, int] | None:

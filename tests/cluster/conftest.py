@@ -21,9 +21,12 @@ STATE = Path("/tmp/odop-cluster-tests")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this folder's tests ``cluster``; the documented demo first: it brings up and
+    removes a cluster of its own, which would take the session's down with it."""
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.cluster)
+    items.sort(key=lambda item: Path(str(item.fspath)).name != "test_demo.py")
 
 
 @pytest.fixture(scope="session")

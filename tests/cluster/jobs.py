@@ -16,7 +16,7 @@ from tests.cluster.conftest import REPO, job_env
 PROGRAM = '''#!{python}
 # an unchanged simulation: busy on its core, writes a snapshot per step
 import os, socket, sys, time
-rank = os.environ.get("SLURM_PROCID", "0")
+rank = os.environ.get("OMPI_COMM_WORLD_RANK") or os.environ.get("SLURM_PROCID", "0")
 for step in range(3):
     end = time.time() + 1.0
     while time.time() < end:

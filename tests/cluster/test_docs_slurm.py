@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,9 @@ def test_embedded_script_runs_tasks_on_both_nodes(cluster: Cluster, tmp_path: Pa
         assert all(r["cores"][0] in node_cores for r in ran if r["host"] == node)
     status = _cli(cluster, tmp_path, "status", "--run", f"heat-{job}")
     assert "odop1" in status and "odop2" in status, status
+    report = json.loads(_cli(cluster, tmp_path, "report", f"heat-{job}", "--json"))
+    html = Path(report["html"]).read_text()
+    assert report["headline"]["nodes"] == 2 and "odop1" in html and "odop2" in html
 
 
 def test_wrapped_script_sees_the_rank_under_srun(cluster: Cluster, tmp_path: Path) -> None:
