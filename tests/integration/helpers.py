@@ -175,11 +175,12 @@ def stop_agent(router: zmq.Socket, ident: bytes, proc: subprocess.Popen) -> None
 
 @contextmanager
 def live_run(home: Path, name: str, *, cores: str = "0", config: Path | None = None,
-             agents: dict[str, str] | None = None,
+             agents: dict[str, str] | None = None, agent_args: tuple[str, ...] = (),
              **env: str) -> Iterator[tuple[RunPaths, Client]]:
     """A run served by a real scheduler and agents (``agents``: node -> cores; by default
-    node ``n`` on ``cores``; a sample every 0.2 s), started from the shell with ``env``
-    added, and a client to it; (run folder, client). All are killed on the way out."""
+    node ``n`` on ``cores``; a sample every 0.2 s; ``agent_args`` added, e.g. the
+    simulation's pids), started from the shell with ``env`` added, and a client to it;
+    (run folder, client). All are killed on the way out."""
     from tests.conftest import child_env
 
     paths = RunPaths(home / "runs" / name).create()
@@ -191,7 +192,8 @@ def live_run(home: Path, name: str, *, cores: str = "0", config: Path | None = N
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for args in (["scheduler", "--run", name, *extra],
                           *(["agent", "--run", name, "--node", node, "--cores", on,
-                             "--interval", "0.2"] for node, on in agent_cores.items()))]
+                             "--interval", "0.2", *agent_args]
+                            for node, on in agent_cores.items()))]
     client = Client(paths.scheduler_endpoint)
     try:
         yield paths, client
