@@ -143,20 +143,19 @@ class Engine:
         task spanning nodes on ``hosts``, each ``{"host", "cores"}``, this node first);
         ``attempt``: 0 for its first run. Raises SpawnError if it cannot."""
         folder = self.paths.task_dir(execution)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
         env = {**self._env(execution, spec, cores, folder, attempt), **gpu_env(gpus)}
         memory_max = spec.get("memory_max")
         cgroup = self._cgroup(execution, memory_max)
         rlimit = rlimit_for(memory_max) if memory_max and self.memory_bound == "rlimit" else None
         bounds = {"cgroup": cgroup, "rlimit": rlimit}
-        output = OutputCap(folder, self.output_max_bytes)
         script = self._script(spec, args, env)
+        asked = (spec["kind"] == "python" or bool((script or {}).get("script"))) and \
+            self._ask_fork(execution, spec, args, cores, env, folder,
+                           {**bounds, **(script or {})})
+        os.makedirs(folder, mode=0o700, exist_ok=True)  # while the server forks
+        output = OutputCap(folder, self.output_max_bytes)
         try:
-            pid = None
-            if (spec["kind"] == "python" or (script or {}).get("script")) \
-                    and self.server is not None:
-                pid = self._fork(execution, spec, args, cores, env, folder,
-                                 {**bounds, **(script or {})})
+            pid = self._forked(execution) if asked else None
             served = pid is not None
             if script is not None:
                 self._script_runs[execution] = (script["task"], served)
@@ -211,19 +210,31 @@ class Engine:
             self.scripts.ended(run[0], run[1], done.exit_code, imports)
         return done
 
-    def _fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
-              cores: list[int], env: dict[str, str], folder: str,
-              bounds: Mapping[str, Any]) -> int | None:
-        assert self.server is not None
+    def _ask_fork(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
+                  cores: list[int], env: dict[str, str], folder: str,
+                  bounds: Mapping[str, Any]) -> bool:
+        """Ask the fork server for the task (the child makes its folder if need be);
+        False when it cannot be asked."""
+        if self.server is None:
+            return False
         order = {"execution": execution, "target": spec.get("target", ""), "args": dict(args),
                  "cores": list(cores), "env": env, "cwd": self.cwd,
                  "stdout": os.path.join(folder, "stdout"),
                  "stderr": os.path.join(folder, "stderr"), **bounds,
                  "drain": spec.get("drain")}
         try:
-            return self.server.start(order)
+            self.server.send_start(order)
         except ForkServerError:
-            return None  # not ready yet, or gone (reap() restarts it): the fresh path
+            return False  # not ready yet, or gone (reap() restarts it): the fresh path
+        return True
+
+    def _forked(self, execution: str) -> int | None:
+        """The pid of a task asked of the fork server; None when it refused (fresh path)."""
+        assert self.server is not None
+        try:
+            return self.server.started(execution)
+        except ForkServerError:
+            return None
 
     def _spawn(self, execution: str, spec: Mapping[str, Any], args: Mapping[str, Any],
                cores: list[int], env: dict[str, str], folder: str, bounds: Mapping[str, Any],

@@ -56,6 +56,11 @@ class ForkClient:
 
     def start(self, order: Mapping[str, Any]) -> int:
         """Fork one task; returns its pid, or raises ForkServerError (nothing started)."""
+        self.send_start(order)
+        return self.started(order["execution"])
+
+    def send_start(self, order: Mapping[str, Any]) -> None:
+        """Ask for one task (answer with :meth:`started`); ForkServerError if it cannot."""
         if self.dead or not self.ready_now():
             raise ForkServerError("the fork server is not ready")
         try:
@@ -63,8 +68,11 @@ class ForkClient:
         except OSError as exc:
             self.dead = True
             raise ForkServerError(f"the fork server is gone: {exc}") from exc
+
+    def started(self, execution: str) -> int:
+        """The pid of a task asked for with :meth:`send_start`; ForkServerError if the
+        server refused it, is gone, or did not answer in time (then nothing runs)."""
         end = time.monotonic() + REPLY_TIMEOUT_S
-        execution = order["execution"]
         answer: dict[str, Any] | None = None
         while answer is None and not self.dead and time.monotonic() < end:
             for msg in self._read(end - time.monotonic()):  # keep every other message

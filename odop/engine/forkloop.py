@@ -188,6 +188,7 @@ def become_task(msg: Mapping[str, Any], ready: int, report: int) -> None:
 
 def _setup_child(msg: Mapping[str, Any]) -> None:
     """Stdio, folder and environment (the lowering follows)."""
+    os.makedirs(os.path.dirname(msg["stdout"]), mode=0o700, exist_ok=True)  # the engine's
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(msg["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     err = os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
