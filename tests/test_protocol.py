@@ -41,3 +41,16 @@ def test_optional_fields_may_be_absent() -> None:
 def test_no_pickle_crosses_the_codec() -> None:
     with pytest.raises(TypeError):
         encode({"v": VERSION, "obj": object()})
+
+
+def test_a_sample_view_is_checked_field_by_field() -> None:
+    """The agent's node view (NodeView) is validated where it is received: a known key
+    of the wrong type is refused, naming the key; the view a real agent builds passes."""
+    from odop.engine.agent import node_view
+    from odop.protocol.messages import MsgType, make, validate
+
+    base = {"node": "n", "running": [], "sim_alive": True}
+    view = node_view({"system": {"cpu": {"util": [0.5, 0.0]}}}, [0, 1])
+    validate(make(MsgType.SAMPLE, sample=view, **base))
+    with pytest.raises(ProtocolError, match="sample: view: field 'util'"):
+        validate(make(MsgType.SAMPLE, sample={**view, "util": "busy"}, **base))

@@ -32,6 +32,7 @@ from odop.launch.discover import claim_agent, read_ranks, step_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
 from odop.protocol import MsgType, decode, encode, make, transport, validate
+from odop.protocol.messages import NodeView
 
 FIRST_GAP_S = 0.25
 """Seconds between an agent's first sample and its second (then ``interval_s``)."""
@@ -300,9 +301,10 @@ class Agent:
 
 
 def node_view(sample: dict[str, Any], cores: list[int],
-              task_groups: Collection[int] = ()) -> dict[str, Any]:
-    """The part of an observer sample the scheduler decides on (utilisation as 0..1);
-    ``task_groups`` are the process groups of odop's running tasks."""
+              task_groups: Collection[int] = ()) -> NodeView:
+    """The part of an observer sample the scheduler decides on (utilisation as 0..1; the
+    schema is odop.protocol.messages.NodeView); ``task_groups`` are the process groups of
+    odop's running tasks."""
     cpu = sample.get("system", {}).get("cpu", {})
     mem = sample.get("system", {}).get("mem", {})
     procs = sample.get("processes", {})
@@ -345,7 +347,7 @@ def _group(pid: Any) -> int | None:
         return None
 
 
-def has_spare_core(view: dict[str, Any]) -> bool:
+def has_spare_core(view: NodeView) -> bool:
     """True when the ranks leave a core idle: one no rank is bound to, or, for unbound
     ranks, more than half a core's worth of CPU unused."""
     cores = len(view["cores"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from odop.errors import ProtocolError
 from odop.protocol.codec import MAX_ITEMS
@@ -68,6 +68,44 @@ class MsgType(str, enum.Enum):
     REPLY = "reply"
     DRAINED = "drained"
 
+
+class NodeView(TypedDict, total=False):
+    """An agent's view of its node in each SAMPLE (``sample``), as the scheduler decides
+    on it (odop.engine.agent.node_view writes it, odop.scheduler.cluster.Node reads it).
+    Units: unix seconds, cores, 0..1 utilisation, watts, bytes."""
+
+    t: float
+    host: str
+    cores: list[int]
+    """The cores the agent may use."""
+    util: list[float]
+    """Each of those cores' utilisation over the last sample."""
+    sim_bound: list[int]
+    """Cores the simulation's ranks are bound to (empty: unbound)."""
+    sim_use: list[float]
+    """Cores' worth of CPU the ranks used on each of ``sim_bound``."""
+    sim_cpu: float
+    sim_n: int
+    sim_expected: bool
+    sim_wait: float | None
+    """Seconds the ranks waited for a CPU over the last sample (run delay), per rank."""
+    power_w: float | None
+    power_source: str
+    mem_total: int | None
+    mem_available: int | None
+    gpus: list[dict[str, Any]]
+
+
+_opt_bool = (bool, type(None))
+_opt_list_num = (ListOf(int, float), type(None))
+NODE_VIEW: dict[str, tuple[type, ...]] = {
+    "t": _opt_num, "host": _opt_str, "cores": (ListOf(int), type(None)), "util": _opt_list_num,
+    "sim_bound": (ListOf(int), type(None)), "sim_use": _opt_list_num, "sim_cpu": _opt_num,
+    "sim_n": _opt_int, "sim_expected": _opt_bool, "sim_wait": _opt_num, "power_w": _opt_num,
+    "power_source": _opt_str, "mem_total": _opt_num, "mem_available": _opt_num,
+    "gpus": (ListOf(dict), type(None)),
+}
+"""The schema of a NodeView: every key may be absent; a present one has these types."""
 
 # field -> accepted python types (after msgpack decoding); every field listed is required,
 # except those whose types include NoneType, which may be absent.
@@ -132,16 +170,23 @@ def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
             f"unknown message type {msg.get('type')!r:.60}; allowed: {sorted(_TYPES)}")
     if not isinstance(msg.get("id"), str) or not msg["id"]:
         raise ProtocolError(f"{mtype.value}: field 'id' must be a non-empty string")
-    for field, types in SCHEMA[mtype].items():
+    _check(mtype.value, msg, SCHEMA[mtype])
+    if mtype is MsgType.SAMPLE:
+        _check("sample: view", msg["sample"], NODE_VIEW)
+    return mtype, msg
+
+
+def _check(what: str, msg: Mapping[str, Any], schema: Mapping[str, tuple[type, ...]]) -> None:
+    """Raise ProtocolError at the first field of ``msg`` that ``schema`` refuses."""
+    for field, types in schema.items():
         if field not in msg:
             if type(None) in types:
                 continue
-            raise ProtocolError(f"{mtype.value}: missing field {field!r}")
+            raise ProtocolError(f"{what}: missing field {field!r}")
         value = msg[field]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             allowed = "/".join(t.__name__ for t in types)
             raise ProtocolError(
-                f"{mtype.value}: field {field!r} = {value!r:.60} has type "
+                f"{what}: field {field!r} = {value!r:.60} has type "
                 f"{type(value).__name__}; allowed: {allowed}"
             )
-    return mtype, msg

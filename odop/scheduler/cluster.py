@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from odop.protocol.messages import NodeView
+
 
 @dataclass
 class Node:
@@ -86,8 +88,9 @@ class Node:
     """The ``util`` list that ``_util`` (its array) was made from."""
     _rank_of: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def update(self, view: dict[str, Any], sim_alive: bool) -> frozenset[int]:
-        """Take in an agent's view; returns the shared cores whose ranks got busy again."""
+    def update(self, view: NodeView, sim_alive: bool) -> frozenset[int]:
+        """Take in an agent's view (odop.protocol.messages.NodeView, validated on receipt);
+        returns the shared cores whose ranks got busy again."""
         self._util = np.asarray(view.get("util", []), dtype=float)
         self.util = self._util_of = self._util.tolist()
         reported = [int(c) for c in view.get("sim_bound", [])]

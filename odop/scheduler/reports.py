@@ -12,6 +12,7 @@ from typing import Any
 
 from odop.energy.advisor import EnergyPolicy
 from odop.protocol import MsgType
+from odop.protocol.messages import NodeView
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
 from odop.scheduler.lifecycle import Lifecycle
@@ -97,7 +98,7 @@ class AgentReports:
         self.preemption.capped -= set(resume)
         self.state.dirty = self.state.dirty or bool(resume)
 
-    def _predict(self, name: str, view: dict[str, Any]) -> dict[str, Any]:
+    def _predict(self, name: str, view: NodeView) -> NodeView:
         """Learn the node's utilisation; for unbound ranks, the view a decision sees holds
         each core's highest utilisation expected within the prediction window."""
         util = view.get("util") or []

@@ -76,7 +76,8 @@ class MemoryTriggerState:
 class Trigger(ABC):
     """Base of every trigger kind: staged state, commit, the polling contract."""
 
-    kind: str = ""
+    kind: ClassVar[str] = ""
+    """The key users write (``{"file": ...}``) and the name the registry knows it by."""
     #: seconds between polls when there is no descriptor to wait on
     poll_interval_s: float = 0.5
 
@@ -105,7 +106,6 @@ class Trigger(ABC):
             self.commit()
         return submissions
 
-    kind: ClassVar[str]
     options: ClassVar[frozenset[str]] = frozenset()
     form: ClassVar[str] = ""
 
