@@ -30,6 +30,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from odop.testing import slurmd
+from odop.testing.slurmd import ClusterError
+
 SUBNET = "10.213.77"
 """The private /24 of the cluster: node k is ``SUBNET.k``."""
 BRIDGE = "odopbr0"
@@ -41,10 +44,6 @@ MARK = "# odop virtual cluster"
 CGROUP = Path("/sys/fs/cgroup")
 TOOLS = ("ip", "nsenter", "unshare", "sleep")
 MAX_NODES = 200
-
-
-class ClusterError(RuntimeError):
-    """The cluster cannot be brought up here; the message says why."""
 
 
 @dataclass
@@ -117,7 +116,7 @@ class Cluster:
         kwargs.setdefault("capture_output", True)
         target = self.node(node)
         done = subprocess.run(self.argv(target, command), text=True, timeout=timeout,
-                              env=kwargs.pop("env", self.env()),  # type: ignore[arg-type]
+                              env=kwargs.pop("env", self.env()),
                               preexec_fn=lambda: join_cgroups(target.name),
                               **kwargs)  # type: ignore[call-overload]
         if check and done.returncode:
@@ -183,8 +182,6 @@ def up(nodes: int, *, state: Path = DEFAULT_STATE, share_cores: bool = False,
         _write_hosts(cluster.nodes)
         cluster.save()
         if slurm:
-            from odop.testing import slurmd
-
             slurmd.start(cluster)
     except BaseException:
         down(state)

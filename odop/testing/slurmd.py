@@ -13,11 +13,38 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from odop.testing.cluster import Cluster
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be brought up here; the message says why."""
+
+
+class Cluster(Protocol):
+    """What Slurm's start needs of a cluster (odop.testing.cluster.Cluster)."""
+
+    slurm: bool
+    daemons: dict[str, int]
+    memory: int
+
+    @property
+    def state(self) -> Path: ...
+
+    @property
+    def slurm_conf(self) -> Path: ...
+
+    @property
+    def nodes(self) -> Sequence[Any]: ...
+
+    def save(self) -> None: ...
+
+    def popen(self, node: Any, command: Sequence[str], **kwargs: Any) -> Any: ...
+
+    def run(self, node: Any, command: Sequence[str], *, timeout: float = 60,
+            check: bool = True, **kwargs: Any) -> Any: ...
+
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue")
 PARTITION = "odop"
@@ -34,8 +61,6 @@ def unavailable() -> str | None:
 
 def start(cluster: Cluster) -> None:
     """Start munged, slurmctld and the slurmds; return once every node is idle."""
-    from odop.testing.cluster import ClusterError
-
     reason = unavailable()
     if reason:
         raise ClusterError(f"Slurm: {reason}")
@@ -84,8 +109,6 @@ def _daemon(cluster: Cluster, node: str, argv: list[str], log: Path) -> int:
 
 def _wait(ready: object, proc: subprocess.Popen[bytes], what: str, log: Path,
           timeout_s: float = 20) -> None:
-    from odop.testing.cluster import ClusterError
-
     deadline = time.monotonic() + timeout_s
     while not ready():  # type: ignore[operator]
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -96,8 +119,6 @@ def _wait(ready: object, proc: subprocess.Popen[bytes], what: str, log: Path,
 
 def _wait_idle(cluster: Cluster, timeout_s: float = 60) -> None:
     """Until sinfo shows every node idle (ClusterError with the daemons' logs if not)."""
-    from odop.testing.cluster import ClusterError
-
     deadline = time.monotonic() + timeout_s
     states = ""
     while time.monotonic() < deadline:
