@@ -68,3 +68,19 @@ def test_names_from_takes_a_comma_list_of_allowed_names() -> None:
     for bad in ("a,c", ",", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="allowed: a, b"):
             parse(bad)
+
+
+@pytest.mark.parametrize("command", ["scheduler", "agent"])
+def test_daemons_take_the_run_first_or_as_an_option(command: str) -> None:
+    """Like every other command: the run positional first, or --run; both, different, is
+    an error; neither is an error naming the forms."""
+    from odop.cli.common import chosen_run
+    from odop.cli.main import build_parser
+    from odop.errors import OdopError
+
+    parser = build_parser(command)
+    assert chosen_run(parser.parse_args([command, "r1"])) == "r1"
+    assert chosen_run(parser.parse_args([command, "--run", "r1"])) == "r1"
+    for argv in ([command], [command, "r1", "--run", "r2"]):
+        with pytest.raises(OdopError, match="run"):
+            chosen_run(parser.parse_args(argv))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.cli.argtypes import positive_seconds, seconds
+from odop.cli.common import chosen_run
 from odop.config import Config, load_config, run_config
 from odop.engine.spawn import keep_off
 from odop.errors import OdopError
@@ -22,7 +23,8 @@ from odop.paths import RunPaths, resolve_run
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("agent", help="run this node's agent for a run")
-    p.add_argument("--run", required=True, help="run name or run folder")
+    p.add_argument("run", nargs="?", metavar="RUN", help="run name or run folder; or --run RUN")
+    p.add_argument("--run", dest="run_option", metavar="RUN", help="the run, as an option")
     p.add_argument("--node", help="node id (default: $ODOP_NODE or the host name)")
     p.add_argument("--sim-pids", default="", help="comma-separated pids of this node's ranks")
     p.add_argument("--sim-root", type=int, help="pid whose descendants are the simulation")
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         die_with_parent(args.parent_pid)
     check_host(os.uname().nodename)
     config = load_config(args.config)
-    paths = _wait_run(args.run, config.home_path, args.wait)
+    paths = _wait_run(chosen_run(args), config.home_path, args.wait)
     config = _run_config(paths, config)
     transport.use_run(paths.root)
     node = args.node or node_name()

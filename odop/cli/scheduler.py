@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from odop.cli.common import chosen_run
 from odop.config import Config, load_config, run_config
 from odop.engine.spawn import keep_off
 from odop.paths import RunPaths, runs_folder
@@ -21,7 +22,9 @@ from odop.procs import node_name
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("scheduler", help="run the scheduler of a run")
-    p.add_argument("--run", required=True, help="run name (created if new) or run folder")
+    p.add_argument("run", nargs="?", metavar="RUN",
+                   help="run name (created if new) or run folder; or --run RUN")
+    p.add_argument("--run", dest="run_option", metavar="RUN", help="the run, as an option")
     p.add_argument("--bind", help="endpoint to bind, e.g. tcp://*:5555 or tcp://host:* "
                    "(default: $ODOP_SCHEDULER_BIND, else ipc:// in the run folder)")
     p.add_argument("--config", help="odop config file (TOML)")
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parent_pid:
         die_with_parent(args.parent_pid)
     config = load_config(args.config)
-    paths = prepare_run(args.run, config.home_path)
+    paths = prepare_run(chosen_run(args), config.home_path)
     transport.use_run(paths.root)
     bind = args.bind or os.environ.get("ODOP_SCHEDULER_BIND") or None
     try:
