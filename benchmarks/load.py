@@ -81,7 +81,7 @@ for i in range(n):
 t_submit = time.perf_counter() - t0
 ok = client.flush(300.0)
 t_ack = time.perf_counter() - t0
-print(json.dumps({"ids": ids, "submit_s": t_submit, "ack_s": t_ack, "unacked": len(client.unacked),
+print(json.dumps({"ids": ids, "submit_s": t_submit, "ack_s": t_ack, "unacked": len(client.outbox),
                   "all_acked": ok, "errors": client.errors[:3]}), flush=True)
 client.close()
 '''
