@@ -124,3 +124,22 @@ def test_the_drain_lifts_tasks_started_at_idle_priority(engine: Engine, tmp_path
     assert engine.promote() >= 1
     assert os.sched_getscheduler(proc.pid) == os.SCHED_OTHER
     assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 19  # still below everything else
+
+
+def test_a_zygote_grown_for_the_drain_is_not_idle(engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "drained.py").write_text(SIMLIKE)
+    target = f"{tmp_path}/drained.py:where"
+    for i in range(40):
+        out = tmp_path / f"d{i}.json"
+        engine.start(f"d{i}", {"kind": "python", "target": target, "drain": True},
+                     {"out": str(out)}, [0])
+        assert wait_exit(engine, f"d{i}").exit_code == 0
+        info = json.loads(out.read_text())
+        if info["imported_by"] != info["me"]:
+            break
+        time.sleep(0.1)
+    zygote = info["imported_by"]
+    assert zygote == info["parent"]
+    assert Path(f"/proc/{zygote}/autogroup").read_text().split()[-1] == "0"  # not 19
+    other = warm_info(engine, tmp_path, "n")["imported_by"]  # grown for a task of the run
+    assert Path(f"/proc/{other}/autogroup").read_text().split()[-1] == "19"

@@ -239,11 +239,12 @@ def _key(msg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         path = os.path.join(str(msg.get("cwd") or "."), str(msg["script"]))
         imports = sorted(str(m) for m in msg.get("imports") or ())
         return f"script:{os.path.realpath(path)}", {"script": path, "imports": imports,
-                                                    "cwd": msg.get("cwd"), "file": path}
+                                                    "cwd": msg.get("cwd"), "file": path,
+                                                    "drain": msg.get("drain")}
     target = str(msg["target"])
     where = split_target(target)[0]
     file = os.path.abspath(where) if where.endswith(".py") or os.sep in where else None
-    return where, {"target": target, "file": file}
+    return where, {"target": target, "file": file, "drain": msg.get("drain")}
 
 
 def main(argv: list[str]) -> int:

@@ -3,15 +3,17 @@ script imported on its previous runs, and forks that task's executions.
 
 Forked from the fork server (odop.engine.forkserver), it goes into a session of its own
 at idle priority (SCHED_IDLE, nice 19, autogroup nice 19: its imports must not slow the
-ranks), stops mpi4py from initialising MPI on import (``rc.initialize = False``), and
-imports: a decorated function's module by its target (under a private name for a file,
-so its ``if __name__ == "__main__":`` block never runs), or a script's learned modules
-one by one (never ``mpi4py.MPI``). Then it says ``up`` to the server: ``ok`` when the
-imports left it single-threaded (a multi-threaded process must not fork), ``pools`` when a
-thread-pool library is mapped (sized to one thread: tasks that want more are forked from
-the server instead), and ``file`` (the module's file, which the server watches for
-changes). It serves ``start`` (fork the task) and ``retire`` (take no more; exit after
-its last child), and reports ``started``/``error``/``exit`` as the server does.
+ranks; grown for a task of the final drain, at the drain's footing, nice 19 only, so
+that the drain's own tasks do not starve it), stops mpi4py from initialising MPI on
+import (``rc.initialize = False``), and imports: a decorated function's module by its
+target (under a private name for a file, so its ``if __name__ == "__main__":`` block
+never runs), or a script's learned modules one by one (never ``mpi4py.MPI``). Then it
+says ``up`` to the server: ``ok`` when the imports left it single-threaded (a
+multi-threaded process must not fork), ``pools`` when a thread-pool library is mapped
+(sized to one thread: tasks that want more are forked from the server instead), and
+``file`` (the module's file, which the server watches for changes). It serves ``start``
+(fork the task) and ``retire`` (take no more; exit after its last child), and reports
+``started``/``error``/``exit`` as the server does.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def grow(sock: socket.socket, what: Mapping[str, Any], server: int) -> None:
     try:
         die_with_parent(server, signal.SIGKILL)
         os.setsid()
-        lower_priority()
+        lower_priority(bool(what.get("drain")))  # in the drain: no rank to yield to
         if not what.get("script"):  # a script's child gets mpi4py as a fresh one would
             no_mpi_init()
         zygote = Zygote(sock)
