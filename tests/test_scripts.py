@@ -149,3 +149,11 @@ def test_another_interpreter_is_not_this_one(tmp_path: Path) -> None:
     other = tmp_path / "python3"
     other.symlink_to(os.path.realpath(sys.executable))  # same file, another folder
     assert script_argv(["python3", "t.py"], str(tmp_path)) is None
+
+
+def test_a_missing_placeholder_fails_the_start_and_leaves_nothing(engine: Engine) -> None:
+    spec = {"kind": "executable", "name": "sem", "target": sys.executable,
+            "argv": ["tasks/task.py", "{out}"]}
+    with pytest.raises(KeyError):
+        engine.start("nope", spec, {}, [0])
+    assert "nope" not in engine.tasks and not engine._script_runs

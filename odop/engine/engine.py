@@ -194,7 +194,11 @@ class Engine:
         one when its runs start fresh), or None when it is not one (odop.engine.scripts)."""
         if spec["kind"] != "executable":
             return None
-        found = script_argv(command_line(spec, args), env.get("PATH"))
+        try:
+            argv = command_line(spec, args)
+        except (KeyError, IndexError, ValueError):
+            return None  # a placeholder without its argument: the start fails, cleanly
+        found = script_argv(argv, env.get("PATH"))
         if found is None:
             return None
         task = str(spec.get("name", ""))
