@@ -57,6 +57,8 @@ def _field_value(types: tuple[type, ...]) -> st.SearchStrategy[Any]:
             options.append(st.floats(min_value=0, max_value=1e9))
         elif t is bool:
             options.append(st.booleans())
+        elif t is bytes:
+            options.append(st.binary(max_size=20))
         elif t is list:
             options.append(st.lists(st.integers(0, 255), max_size=4))
         elif hasattr(t, "item_types"):  # a typed list (messages.ListOf)
@@ -73,6 +75,9 @@ def valid_messages(draw: st.DrawFn, mtype: MsgType | None = None) -> dict[str, A
     """A message of ``mtype`` (or any type) that follows the schema."""
     mtype = mtype or draw(st.sampled_from(list(MsgType)))
     fields = {name: draw(_field_value(types)) for name, types in SCHEMA[mtype].items()}
+    if "routes" in fields:  # relay, deliver: one route a message
+        fields["msgs"] = fields["msgs"][:len(fields["routes"])]
+        fields["routes"] = fields["routes"][:len(fields["msgs"])]
     return make(mtype, **fields)
 
 

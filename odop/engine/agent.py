@@ -2,8 +2,10 @@
 
 One per node. It samples the node every ``interval`` seconds (each sample drives a
 scheduling cycle), executes start/pause/resume/repin/kill commands, reports every exit with
-its usage until the scheduler acknowledges it, and exits — taking its tasks with it — when
-the simulation it serves is gone, when told to shut down, or on SIGTERM.
+its usage until the scheduler acknowledges it, relays its node's ranks' messages on its one
+connection to the scheduler (odop/engine/relay.py; heartbeats and silence:
+odop/engine/upstream.py), and exits — taking its tasks with it — when the simulation it
+serves is gone, when told to shut down, or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,21 +25,22 @@ import zmq
 
 from odop.engine.allow import AllowList
 from odop.engine.engine import OUTPUT_MAX_BYTES, Engine, Exit
+from odop.engine.relay import Relay
 from odop.engine.rundelay import RunDelay
 from odop.engine.scripts import ScriptBook, profiles_of
 from odop.engine.spawn import SpawnError
+from odop.engine.upstream import Upstream
 from odop.engine.usage import TaskUsage, UsageMeter
 from odop.errors import ProtocolError
 from odop.launch.discover import claim_agent, read_ranks, step_ranks
 from odop.paths import RunPaths
 from odop.procs import pid_alive
-from odop.protocol import MsgType, decode, encode, make, transport, validate
+from odop.protocol import MsgType, decode, transport, validate
 from odop.protocol.messages import NodeView
 
 FIRST_GAP_S = 0.25
 """Seconds between an agent's first sample and its second (then ``interval_s``)."""
 log = logging.getLogger("odop.agent")
-RESEND_S = 1.0
 HOST = os.uname().nodename
 """This node's host name, as a launcher reaches it (a node id may differ)."""
 
@@ -70,7 +73,8 @@ class Agent:
         self.sock = transport.dealer(endpoint or paths.scheduler_endpoint,
                                      identity=f"agent:{node}".encode(), linger_ms=500,
                                      run_root=paths.root)
-        self.unacked: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.up = Upstream(self.sock)
+        self.relay = Relay(paths, node, self.up.transmit)
         self.meter = UsageMeter()
         self.run_delay = RunDelay()
         self.allow = AllowList(paths.db)
@@ -102,8 +106,10 @@ class Agent:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
-        self._send(MsgType.HELLO, node=self.node, cores=self.cores, pid=os.getpid(),
-                   sim_pids=self.sim_pids or ([self.sim_root] if self.sim_root else []))
+        poller.register(self.relay.sock, zmq.POLLIN)
+        self.up.send(MsgType.HELLO, node=self.node, cores=self.cores, pid=os.getpid(),
+                     sim_pids=self.sim_pids or ([self.sim_root] if self.sim_root else []))
+        self.relay.announce()
         next_tick = time.monotonic()
         engine_fd: int | None = None
         while self.running:
@@ -112,10 +118,13 @@ class Agent:
             for item, _ in poller.poll(int(min(timeout, 0.25) * 1000)):
                 if item is self.sock:
                     self._drain_socket()
+                elif item is self.relay.sock:
+                    self.relay.drain()
                 elif item in (wake_r, wake_r.fileno()):  # pyzmq may hand back the fd number
                     _drain_fd(wake_r)
             self._report(self.engine.reap())
             self.engine.enforce()
+            self.up.tend(time.monotonic())
             if time.monotonic() >= next_tick:
                 # the first sample sees the ranks over a moment only: the second follows
                 # soon, so that what they use is known (and their waiting cores shared) early
@@ -131,6 +140,7 @@ class Agent:
             log.warning("%s: stopped %d task(s) in %.2f s", self.exit_reason, running,
                         time.monotonic() - t0)
         self.observer.close()
+        self.relay.close()
         self.sock.close()
         return self.exit_reason
 
@@ -159,13 +169,8 @@ class Agent:
             self._warm_declared()
         view["sim_expected"] = bool(self.sim_pids or self.sim_root or self._discovered)
         view["sim_wait"] = self.run_delay.sample(self.sim_pids or self._discovered)
-        self._send(MsgType.SAMPLE, node=self.node, sample=view,
-                   running=sorted(self.engine.tasks), sim_alive=alive)
-        now = time.monotonic()
-        for msg_id, (sent, msg) in list(self.unacked.items()):
-            if now - sent > RESEND_S:
-                self.unacked[msg_id] = (now, msg)
-                self.sock.send(encode(msg), zmq.NOBLOCK)
+        self.up.send(MsgType.SAMPLE, node=self.node, sample=view,
+                     running=sorted(self.engine.tasks), sim_alive=alive)
         if not alive and not self._promoted:  # the drain: no rank left to yield to
             self.engine.promote()
             self._promoted = True
@@ -200,20 +205,13 @@ class Agent:
         return [int(r["pid"]) for r in ranks if isinstance(r, dict) and str(r.get("pid")).isdigit()]
 
     # -- messages -----------------------------------------------------------------------
-    def _send(self, mtype: MsgType, **fields: Any) -> dict[str, Any]:
-        msg = make(mtype, **fields)
-        try:
-            self.sock.send(encode(msg), zmq.NOBLOCK)
-        except zmq.Again:
-            log.warning("scheduler queue full; %s dropped", mtype.value)
-        return msg
-
     def _drain_socket(self) -> None:
         while True:
             try:
                 data = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.up.heard()
             try:
                 mtype, msg = validate(decode(data))
                 self._handle(mtype, msg)
@@ -226,7 +224,11 @@ class Agent:
 
     def _handle(self, mtype: MsgType, msg: Any) -> None:
         if mtype is MsgType.ACK:
-            self.unacked.pop(msg["ref"], None)
+            self.up.acked(msg["ref"])
+        elif mtype is MsgType.DELIVER:
+            self.relay.deliver(msg)
+        elif mtype is MsgType.HEARTBEAT:
+            pass  # the scheduler's answer to a ping: heard (above)
         elif mtype is MsgType.START:
             self._start(msg)
         elif mtype is MsgType.SHUTDOWN:
@@ -254,7 +256,7 @@ class Agent:
             self._report([Exit(execution, None, None, f"could not start: {exc}", 0.0, 0, 0.0)])
             return
         self._follow_task(execution, proc.pid)
-        self._send(MsgType.STARTED, execution=execution, pid=proc.pid, cores=proc.cores,
+        self.up.send(MsgType.STARTED, execution=execution, pid=proc.pid, cores=proc.cores,
                    t=time.time())
 
     def _follow_task(self, execution: str, pid: int) -> None:
@@ -291,13 +293,12 @@ class Agent:
         for e in exits:
             usage = self._unfollow_task(e.execution)
             energy = usage.energy_j(e.cpu_s, self.meter.w_per_core)
-            msg = self._send(MsgType.EXITED, execution=e.execution, exit_code=e.exit_code,
-                             signal=e.signal, reason=e.reason, cpu_s=e.cpu_s,
-                             max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s, t=time.time(),
-                             energy_j=energy, power_source=self.meter.source or None,
-                             threads=usage.threads or None,
-                             output_cut_bytes=e.output_cut_bytes or None)
-            self.unacked[msg["id"]] = (time.monotonic(), msg)
+            self.up.send(MsgType.EXITED, track=True, execution=e.execution,
+                         exit_code=e.exit_code, signal=e.signal, reason=e.reason,
+                         cpu_s=e.cpu_s, max_rss_bytes=e.max_rss_bytes, wall_s=e.wall_s,
+                         t=time.time(), energy_j=energy, power_source=self.meter.source or None,
+                         threads=usage.threads or None,
+                         output_cut_bytes=e.output_cut_bytes or None)
 
 
 def node_view(sample: dict[str, Any], cores: list[int],

@@ -1,5 +1,8 @@
 """The client side of the scheduler's socket, used by simulation ranks and the CLI.
 
+A rank's messages go through its node's agent when one serves the node, else straight to
+the scheduler (odop/launch/route.py); replies come back the same way, matched by ``ref``.
+
 Sending never blocks: a message goes into ZeroMQ's queue and the call returns. Requests
 that need an answer wait for it with a bound. Submissions are resent until acknowledged
 (the scheduler ignores a resent id), so none is lost while the scheduler restarts; the
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -19,29 +23,35 @@ import zmq
 from odop.errors import ProtocolError
 from odop.launch.journal import Journal
 from odop.launch.outbox import Outbox
-from odop.protocol import MsgType, decode, encode, make, transport, validate
+from odop.launch.route import Route
+from odop.protocol import MsgType, decode, encode, make, validate
 
 log = logging.getLogger("odop.client")
 
 
 class Client:
-    """A DEALER socket to the scheduler, with acknowledgement tracking."""
+    """DEALER sockets to the scheduler, or to the node's agent, with acknowledgement
+    tracking. ``find_agent()`` returns the endpoint the node's agent announced (None while
+    none does); without it, the client talks to the scheduler alone (the CLI)."""
 
     def __init__(self, endpoint: str, *, rank: int | None = None,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None,
+                 find_agent: Callable[[], str | None] | None = None) -> None:
         self.endpoint, self.rank, self.journal = endpoint, rank, journal
-        self.sock = transport.dealer(endpoint)
+        self.route = Route(endpoint, find_agent)
+        self._poller: tuple[list[Any], zmq.Poller] | None = None
         self.outbox = Outbox(self._transmit, journal)
         self.errors: list[str] = []
         self.replies: dict[str, dict[str, Any]] = {}
-        self.awaiting: set[str] = set()
+        self.awaiting: dict[str, dict[str, Any]] = {}
+        """id -> request awaiting its reply (sent again when the way changes)."""
         self.heard_at = 0.0
         """When the scheduler last sent anything (time.monotonic())."""
         self.unjournalled: set[str] = set()
         """Submissions no journal could take: lost if the scheduler never confirms them."""
 
     def close(self) -> None:
-        self.sock.close(0)
+        self.route.close()
         if self.journal is not None:
             self.journal.close()
 
@@ -55,12 +65,8 @@ class Client:
         return msg
 
     def _transmit(self, msg: dict[str, Any]) -> bool:
-        """Hand one message to ZeroMQ; False when its queue is full (nothing is waited for)."""
-        try:
-            self.sock.send(encode(msg), zmq.NOBLOCK)
-        except zmq.Again:
-            return False
-        return True
+        """Hand one message to ZeroMQ; False when it takes none now (nothing is waited for)."""
+        return self.route.transmit(encode(msg))
 
     def submit(self, execution: str, task: str, args: dict[str, Any]) -> None:
         """Journal a submission and queue it; return at once whatever the scheduler does."""
@@ -84,24 +90,49 @@ class Client:
         deadline = time.monotonic() + timeout_s
         while True:
             wait = max(0.0, deadline - time.monotonic())
-            if not self.sock.poll(int(wait * 1000)):
+            ready = self._poll(wait)
+            if not ready:
                 break
-            self._receive(self.sock.recv())
+            for sock in ready:
+                self._receive(sock.recv(), via_agent=sock is self.route.agent)
             deadline = 0.0
+        if self.route.tend(time.monotonic()):
+            self._rerouted()
         self.outbox.tend()
+
+    def _poll(self, timeout_s: float) -> list[Any]:
+        """The sockets with something to read, waiting up to ``timeout_s`` for one."""
+        socks = self.route.sockets()
+        if self._poller is None or self._poller[0] != socks:
+            poller = zmq.Poller()
+            for sock in socks:
+                poller.register(sock, zmq.POLLIN)
+            self._poller = (socks, poller)
+        return [s for s, _ in self._poller[1].poll(int(timeout_s * 1000))]
+
+    def _rerouted(self) -> None:
+        """The way changed: what awaits an answer goes again on the new one."""
+        for msg in self.awaiting.values():
+            self._transmit(msg)
+        self.outbox.resend_all()
 
     def ping(self) -> None:
         """Ask the scheduler for a sign of life (a status reply), without waiting."""
         self.send(MsgType.STATUS)
 
-    def _receive(self, data: bytes) -> None:
-        self.heard_at = time.monotonic()
-        self.outbox.heard(self.heard_at)
+    def _receive(self, data: bytes, *, via_agent: bool = False) -> None:
+        now = time.monotonic()
+        if via_agent:
+            self.route.heard_agent(now)
         try:
             mtype, msg = validate(decode(data))
         except ProtocolError as exc:
             log.warning("ignored invalid reply: %s", exc)
             return
+        if mtype is MsgType.HEARTBEAT:
+            return  # the agent's: the scheduler said nothing
+        self.heard_at = now
+        self.outbox.heard(now)
         ref = msg.get("ref")
         if mtype is MsgType.ERROR:
             self.errors.append(msg["error"])
@@ -124,8 +155,9 @@ class Client:
                 **fields: Any) -> dict[str, Any] | None:
         """Send and wait for the reply to this message; None on timeout or if ``alive()``
         says the scheduler is gone."""
-        ref = self.send(mtype, **fields)["id"]
-        self.awaiting.add(ref)
+        msg = self.send(mtype, **fields)
+        ref = msg["id"]
+        self.awaiting[ref] = msg
         end = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while ref not in self.replies:
@@ -136,4 +168,4 @@ class Client:
                 self.pump(0.1)
             return self.replies.pop(ref)
         finally:
-            self.awaiting.discard(ref)
+            self.awaiting.pop(ref, None)

@@ -9,6 +9,8 @@ gets a client socket. Without MPI the single process plays all three parts.
 Nothing here can hold the simulation up for long: sends never block, every submission is
 journaled (odop/launch/journal.py) and resent until acknowledged, waits are bounded, and a
 dead scheduler or agent is restarted by the rank that started it (odop/launch/failopen.py).
+A rank talks to its node's agent once it serves, else straight to the scheduler
+(odop/launch/route.py).
 A step of start() that fails on any rank (an unwritable run folder, a bad config, a
 scheduler that cannot start) fails on every rank together: by default odop then disables
 itself everywhere with one warning and the simulation runs on, its submissions journaled.
@@ -22,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +148,8 @@ def _bring_up(steps: Steps, run_name: str | None, task_folder: str | None,
         barrier(comm)  # the endpoint is announced: discover finds it on the shared folder
     endpoint = discover.scheduler_endpoint(paths)
     steps.client = client = steps.together(lambda: Client(
-        endpoint, rank=where.rank, journal=Journal(_journal_path(paths, where))))
+        endpoint, rank=where.rank, journal=Journal(_journal_path(paths, where)),
+        find_agent=partial(transport.announced, paths.root, transport.relay_file(where.node))))
     rt = Runtime(paths, cfg, client, comm, where.rank, where.node, tasks=set(),
                  scheduler=scheduler, keepers=steps.keepers)
     if scheduler is not None:

@@ -17,7 +17,6 @@ from odop.protocol.codec import MAX_ITEMS
 VERSION = 1
 
 
-
 class _ListOfMeta(type):
     item_types: tuple[type, ...]
 
@@ -51,6 +50,7 @@ class MsgType(str, enum.Enum):
     SIM_END = "sim_end"
     PHASE = "phase"
     # agent -> scheduler
+    RELAY = "relay"
     HELLO = "hello"
     SAMPLE = "sample"
     STARTED = "started"
@@ -62,6 +62,9 @@ class MsgType(str, enum.Enum):
     REPIN = "repin"
     KILL = "kill"
     SHUTDOWN = "shutdown"
+    DELIVER = "deliver"
+    # both ways: rank <-> agent, agent <-> scheduler
+    HEARTBEAT = "heartbeat"
     # replies, both ways
     ACK = "ack"
     ERROR = "error"
@@ -118,6 +121,9 @@ SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
     MsgType.SIM_END: {"rank": _opt_int},
     MsgType.PHASE: {"node": (str,), "rank": (int,), "phase": (str,), "active": (bool,),
                     "cores": (ListOf(int), type(None))},
+    MsgType.RELAY: {"node": (str,), "routes": (ListOf(bytes),), "msgs": (ListOf(bytes),)},
+    MsgType.DELIVER: {"routes": (ListOf(bytes),), "msgs": (ListOf(bytes),)},
+    MsgType.HEARTBEAT: {"ref": _opt_str},
     MsgType.HELLO: {"node": (str,), "cores": _cores, "pid": (int,), "sim_pids": (ListOf(int),)},
     MsgType.SAMPLE: {"node": (str,), "sample": (dict,), "running": (ListOf(str),),
                      "sim_alive": (bool,)},
@@ -145,6 +151,11 @@ SCHEMA: dict[MsgType, dict[str, tuple[type, ...]]] = {
 }
 
 _TYPES = {t.value: t for t in MsgType}
+CLIENT_TYPES = frozenset({MsgType.SUBMIT, MsgType.DECLARE, MsgType.CANCEL, MsgType.STATUS,
+                          MsgType.SIM_END, MsgType.PHASE})
+"""What a rank may send through its node's agent (RELAY carries only these)."""
+_PAIRED = (MsgType.RELAY, MsgType.DELIVER)
+"""Types whose ``routes`` and ``msgs`` go in pairs: the i-th message's route is the i-th."""
 
 
 def new_id() -> str:

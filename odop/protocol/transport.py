@@ -5,7 +5,8 @@
 the scheduler's ROUTER is a CURVE server whose ZAP handler accepts only the public keys in
 ``<run>/keys/authorized/``; DEALERs are CURVE clients holding the scheduler's public key.
 A process says which run it serves with :func:`use_run` (the CLI and ``odop.start`` do);
-the scheduler's bound endpoint is then announced in ``<run>/scheduler.endpoint``.
+the scheduler's bound endpoint is then announced in ``<run>/scheduler.endpoint``, and a
+node agent's relay (its ranks' ``ipc://`` socket) in ``<run>/agents/<node>.endpoint``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _auth: Any = None
 """The process's ZAP authenticator thread (zmq.auth.thread), made on the first CURVE server."""
 _auth_lock = threading.Lock()
 _announced: dict[Path, str] = {}
+"""Announcement file -> the endpoint this process wrote there."""
 
 
 def use_run(run_root: Path | str | None) -> None:
@@ -53,6 +55,19 @@ def router(endpoint: str, *, run_root: Path | None = None) -> zmq.Socket:
     sock.bind(endpoint)
     if root is not None:
         announce(root, public_endpoint(sock.getsockopt_string(zmq.LAST_ENDPOINT)))
+    return sock
+
+
+def local_router(endpoint: str) -> zmq.Socket:
+    """A node agent's relay socket for its node's ranks: ``ipc://`` only (the run folder's
+    permissions guard it), never announced here (the agent does, once it serves)."""
+    if not endpoint.startswith("ipc://"):
+        raise OdopError(f"a relay endpoint must be ipc:// (node-local), not {endpoint}")
+    sock: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 500)  # the last replies (drained) still reach the ranks
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    sock.bind(endpoint)
     return sock
 
 
@@ -116,26 +131,34 @@ def public_endpoint(endpoint: str) -> str:
     return endpoint
 
 
-def announce(run_root: Path, endpoint: str) -> None:
-    """Write ``<run>/scheduler.endpoint`` atomically (one line: the endpoint)."""
-    path = Path(run_root) / ENDPOINT_FILE
+def relay_file(node: str) -> str:
+    """Where, under the run folder, the agent of ``node`` announces its relay endpoint."""
+    return f"agents/{node}.endpoint"
+
+
+def announce(run_root: Path, endpoint: str, name: str = ENDPOINT_FILE) -> None:
+    """Write ``<run>/<name>`` atomically (one line: the endpoint); the scheduler's by
+    default, an agent's relay with ``name=relay_file(node)``."""
+    path = Path(run_root) / name
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(endpoint + "\n")
     os.replace(tmp, path)
-    _announced[Path(run_root)] = endpoint
+    _announced[path] = endpoint
 
 
-def withdraw(run_root: Path) -> None:
-    """Remove the announcement this process made, unless a newer scheduler replaced it."""
-    mine = _announced.pop(Path(run_root), None)
-    if mine is not None and announced(run_root) == mine:
+def withdraw(run_root: Path, name: str = ENDPOINT_FILE) -> None:
+    """Remove the announcement this process made, unless a newer process replaced it."""
+    path = Path(run_root) / name
+    mine = _announced.pop(path, None)
+    if mine is not None and announced(run_root, name) == mine:
         with contextlib.suppress(OSError):
-            (Path(run_root) / ENDPOINT_FILE).unlink()
+            path.unlink()
 
 
-def announced(run_root: Path) -> str | None:
-    """The endpoint the run's scheduler announced, or None."""
+def announced(run_root: Path, name: str = ENDPOINT_FILE) -> str | None:
+    """The endpoint announced in ``<run>/<name>`` (the scheduler's by default), or None."""
     try:
-        return (Path(run_root) / ENDPOINT_FILE).read_text().strip() or None
+        return (Path(run_root) / name).read_text().strip() or None
     except OSError:
         return None
