@@ -143,3 +143,15 @@ def test_a_zygote_grown_for_the_drain_is_not_idle(engine: Engine, tmp_path: Path
     assert Path(f"/proc/{zygote}/autogroup").read_text().split()[-1] == "0"  # not 19
     other = warm_info(engine, tmp_path, "n")["imported_by"]  # grown for a task of the run
     assert Path(f"/proc/{other}/autogroup").read_text().split()[-1] == "19"
+
+
+def test_a_start_whose_folder_cannot_be_made_leaves_no_task(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    tasks = tmp_path / "run" / "tasks"
+    tasks.mkdir(parents=True, exist_ok=True)
+    (tasks / "blocked").write_text("a file where the task's folder goes")
+    with pytest.raises(OSError):
+        engine.start("blocked", {"kind": "python", "target": f"{tmp_path}/sim.py:sleepy"},
+                     {}, [0])
+    assert "blocked" not in engine.tasks
+    assert run_where(engine, tmp_path, "next")["version"] == 1  # the server serves on

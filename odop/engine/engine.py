@@ -152,8 +152,14 @@ class Engine:
         asked = (spec["kind"] == "python" or bool((script or {}).get("script"))) and \
             self._ask_fork(execution, spec, args, cores, env, folder,
                            {**bounds, **(script or {})})
-        os.makedirs(folder, mode=0o700, exist_ok=True)  # while the server forks
-        output = OutputCap(folder, self.output_max_bytes)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)  # while the server forks
+            output = OutputCap(folder, self.output_max_bytes)
+        except BaseException:
+            if asked:
+                self._abandon(execution)
+            self._drop_cgroup(execution)
+            raise
         try:
             pid = self._forked(execution) if asked else None
             served = pid is not None
@@ -231,6 +237,13 @@ class Engine:
         except ForkServerError:
             return False  # not ready yet, or gone (reap() restarts it): the fresh path
         return True
+
+    def _abandon(self, execution: str) -> None:
+        """A start that failed after the fork server was asked for it: end that child."""
+        pid = self._forked(execution)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
     def _forked(self, execution: str) -> int | None:
         """The pid of a task asked of the fork server; None when it refused (fresh path)."""
