@@ -152,14 +152,7 @@ class Engine:
         asked = (spec["kind"] == "python" or bool((script or {}).get("script"))) and \
             self._ask_fork(execution, spec, args, cores, env, folder,
                            {**bounds, **(script or {})})
-        try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)  # while the server forks
-            output = OutputCap(folder, self.output_max_bytes)
-        except BaseException:
-            if asked:
-                self._abandon(execution)
-            self._drop_cgroup(execution)
-            raise
+        output = self._output(execution, folder, asked)
         try:
             pid = self._forked(execution) if asked else None
             served = pid is not None
@@ -237,6 +230,18 @@ class Engine:
         except ForkServerError:
             return False  # not ready yet, or gone (reap() restarts it): the fresh path
         return True
+
+    def _output(self, execution: str, folder: str, asked: bool) -> OutputCap:
+        """The task's folder and output files, made while the fork server forks; on a
+        failure the child asked for is ended and the cgroup dropped."""
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            return OutputCap(folder, self.output_max_bytes)
+        except BaseException:
+            if asked:
+                self._abandon(execution)
+            self._drop_cgroup(execution)
+            raise
 
     def _abandon(self, execution: str) -> None:
         """A start that failed after the fork server was asked for it: end that child."""
