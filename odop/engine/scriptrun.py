@@ -60,7 +60,7 @@ def _shut_down(code: int) -> int:
     threading = sys.modules.get("threading")
     try:
         if threading is not None:
-            threading._shutdown()  # type: ignore[attr-defined]
+            threading._shutdown()
         atexit._run_exitfuncs()
     except SystemExit as exc:
         code = exit_status(exc)

@@ -112,7 +112,7 @@ class ScriptBook:
         store = self._open()
         if store is not None:
             with contextlib.suppress(sqlite3.Error):
-                return tuple(store.script(task))  # type: ignore[return-value]
+                return store.script(task)
         return [], "fork", ""
 
     def _save(self, task: str) -> None:
