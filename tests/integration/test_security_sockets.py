@@ -30,7 +30,8 @@ AGENT_BOUND = (MsgType.START, MsgType.PAUSE, MsgType.RESUME, MsgType.REPIN, MsgT
 
 # -- garbage ----------------------------------------------------------------------------
 def _valid(mtype: MsgType, rng: random.Random) -> dict[str, Any]:
-    plain = {str: "x", int: 1, float: 1.0, bool: True, list: [0], dict: {}, type(None): None}
+    plain = {str: "x", int: 1, float: 1.0, bool: True, list: [0], dict: {}, type(None): None,
+             bytes: b"x"}
 
     def example(t: Any) -> Any:  # a typed list field (ListOf) holds one plain item
         return [plain[t.item_types[0]]] if hasattr(t, "item_types") else plain[t]
