@@ -39,6 +39,10 @@ log = logging.getLogger("odop.run")
 EXIT_TASKS_FAILED = 3
 EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
+REAP_S = 1.0
+"""After the drain, how long the scheduler and agent have to exit before SIGTERM (s): they
+are told to by then (an agent that started too late to hear the scheduler's shutdown
+would otherwise hold odop run for the whole wait)."""
 INTERRUPT_WAIT_S = 10.0
 """Longest wait, after a second Ctrl-C, for the scheduler to stop the tasks (seconds)."""
 
@@ -248,6 +252,6 @@ class Wrapper:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
         procs = [k.proc for k in (self.scheduler, self.agent) if k is not None and k.proc]
-        _reap([p for p in procs if p is not None], grace_s=3.0)
+        _reap([p for p in procs if p is not None], grace_s=REAP_S)
         self.client.close()
         transport.use_run(None)
