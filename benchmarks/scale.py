@@ -8,10 +8,14 @@ simulated node is:
   sends every second a SAMPLE shaped like the real agent's node view
   (``odop.engine.agent.node_view``) at 128 cores (120 bound to ranks, 8 idle), answers each
   START with STARTED and, ``--task-s`` later, EXITED (resent until acknowledged), as an
-  engine would;
-- its ranks: one DEALER per node submitting (the rank's own connection to the scheduler,
-  today's topology), together ``--rate`` submissions/s over the whole job, each resent
-  until acknowledged.
+  engine would; and pings the scheduler with a HEARTBEAT when it has heard nothing for
+  ``odop.engine.upstream.PING_S``, as the real agent does;
+- its ranks' submissions, together ``--rate`` submissions/s over the whole job, each
+  resent until acknowledged. With ``--topology agents`` (the default, what ranks do now)
+  they go through their node's agent: what queued up in one turn of the driver (10 ms) goes
+  in one RELAY on the agent's connection, and the acks come back in DELIVER messages, as
+  ``odop.engine.relay.Relay`` does. With ``--topology direct`` (before the relay) each node
+  has one rank DEALER of its own to the scheduler.
 
 Measured over ``--seconds`` after ``--warmup``: the scheduler's CPU (% of one core, all its
 threads), submit→START latency (submit time carried in the task's arguments, read when the
@@ -23,7 +27,7 @@ the machine with the scheduler: on a small machine their load is part of the pic
 (``drivers_cpu_pct``).
 
 Usage: python benchmarks/scale.py [--json] [--nodes 16,64,256,1000] [--rate 100]
-[--seconds 20] [--warmup 5] [--drivers 2] [--task-s 0.5]
+[--seconds 20] [--warmup 5] [--drivers 2] [--task-s 0.5] [--topology agents|direct]
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from odop.engine.upstream import PING_S  # noqa: E402 (the checkout, not an install)
+
 CORES = 128
 BOUND = 120
 """Cores of a simulated node its ranks are bound to (the other 8 are idle)."""
@@ -54,6 +60,8 @@ RESEND_S = 1.0
 TICK_S = 0.01
 """A driver's granularity for timed sends (seconds); receiving is not delayed by it."""
 TASK = "def noop(t, n):\n    pass\n"
+TOPOLOGIES = {"agents": "ranks through their node's agent: one connection per node",
+              "direct": "each rank its own connection to the scheduler"}
 
 
 # -- a driver: many simulated nodes in one process --------------------------------------
@@ -79,11 +87,17 @@ class Driver:
         self.zmq, self.cfg, self.nodes = zmq, cfg, cfg["nodes"]
         self.agents = [transport.dealer(cfg["endpoint"], identity=f"agent:{n}".encode())
                        for n in self.nodes]
-        self.ranks = [transport.dealer(cfg["endpoint"]) for _ in self.nodes]
+        self.relayed = cfg["topology"] == "agents"
+        self.ranks = [] if self.relayed else [transport.dealer(cfg["endpoint"])
+                                              for _ in self.nodes]
         self.poller = zmq.Poller()
         for sock in self.agents + self.ranks:
             self.poller.register(sock, zmq.POLLIN)
         self.unacked: dict[str, tuple[float, Any, dict[str, Any]]] = {}
+        """id -> (sent, socket or the node index whose relay carries it, message)."""
+        self.queued: dict[int, list[tuple[bytes, bytes]]] = {}
+        """node index -> (rank route, encoded submission) waiting for its relay."""
+        self.heard = [0.0] * len(self.nodes)
         self.exits: list[tuple[float, int, str]] = []
         self.latencies: list[tuple[float, float]] = []
         self.submitted: set[str] = set()
@@ -91,14 +105,29 @@ class Driver:
         self.refused = self.errors = 0
 
     def send(self, sock: Any, msg: dict[str, Any], *, track: bool = False) -> None:
+        """To a socket, or (an int) into that node's next relay, as its agent would."""
         from odop.protocol import encode
 
-        try:
-            sock.send(encode(msg), self.zmq.NOBLOCK)
-        except self.zmq.Again:
-            self.refused += 1
+        if isinstance(sock, int):
+            route = b"\x00" + msg["rank"].to_bytes(4, "big")
+            self.queued.setdefault(sock, []).append((route, encode(msg)))
+        else:
+            try:
+                sock.send(encode(msg), self.zmq.NOBLOCK)
+            except self.zmq.Again:
+                self.refused += 1
         if track:
             self.unacked[msg["id"]] = (time.monotonic(), sock, msg)
+
+    def relay(self) -> None:
+        """Each node's queued rank messages in one RELAY on its agent's connection."""
+        from odop.protocol import MsgType, make
+
+        for i, items in self.queued.items():
+            self.send(self.agents[i], make(MsgType.RELAY, node=self.nodes[i],
+                                           routes=[r for r, _ in items],
+                                           msgs=[d for _, d in items]))
+        self.queued.clear()
 
     def run(self, t_start: float, t_end: float, drain_s: float) -> dict[str, Any]:
         from odop.protocol import MsgType, make
@@ -108,6 +137,7 @@ class Driver:
                                            pid=os.getpid(), sim_pids=[]))
         period = 1.0 / self.cfg["rate"] if self.cfg["rate"] > 0 else float("inf")
         samples = [(t_start + SAMPLE_S * i / len(self.nodes), i) for i in range(len(self.nodes))]
+        pings = [(t_start + PING_S * i / len(self.nodes), i) for i in range(len(self.nodes))]
         next_submit, k, last_resend = t_start, 0, time.time()
         while time.time() < t_end + drain_s:
             now = time.time()
@@ -117,6 +147,11 @@ class Driver:
                                                sample=node_sample(self.nodes[i], now),
                                                running=[], sim_alive=True))
                 heapq.heappush(samples, (due + SAMPLE_S, i))
+            while pings[0][0] <= now:
+                due, i = heapq.heappop(pings)
+                if now - self.heard[i] >= PING_S:
+                    self.send(self.agents[i], make(MsgType.HEARTBEAT))
+                heapq.heappush(pings, (due + PING_S, i))
             while next_submit <= min(now, t_end):
                 self._submit(k, now)
                 k, next_submit = k + 1, next_submit + period
@@ -126,6 +161,7 @@ class Driver:
             if now - last_resend >= RESEND_S:
                 last_resend = now
                 self._resend()
+            self.relay()
             self._receive(TICK_S)
         return self.report()
 
@@ -134,9 +170,10 @@ class Driver:
 
         execution = new_id()
         self.submitted.add(execution)
-        self.send(self.ranks[k % len(self.ranks)],
+        node = k % len(self.nodes)
+        self.send(node if self.relayed else self.ranks[node],
                   make(MsgType.SUBMIT, execution=execution, task="noop",
-                       args={"t": now, "n": k}, rank=k % len(self.ranks)), track=True)
+                       args={"t": now, "n": k}, rank=node), track=True)
 
     def _exited(self, i: int, execution: str) -> None:
         from odop.protocol import MsgType, make
@@ -163,7 +200,15 @@ class Driver:
                 except self.zmq.Again:
                     break
                 mtype, msg = validate(decode(data))
-                self._handle(index.get(id(sock)), mtype.value, msg)
+                agent = index.get(id(sock))
+                if agent is not None:
+                    self.heard[agent] = time.time()
+                if mtype.value == "deliver":  # the replies the agent hands its ranks
+                    for inner in msg["msgs"]:
+                        rtype, reply = validate(decode(inner))
+                        self._handle(None, rtype.value, reply)
+                else:
+                    self._handle(agent, mtype.value, msg)
 
     def _handle(self, agent: int | None, mtype: str, msg: Any) -> None:
         from odop.protocol import MsgType, make
@@ -253,6 +298,7 @@ def _drivers(folder: Path, run: Path, endpoint: str, nodes: int,
     count = min(args.drivers, nodes)
     for d in range(count):
         cfg = {"run": str(run), "endpoint": endpoint, "nodes": names[d::count],
+               "topology": args.topology,
                "rate": args.rate / count, "task_s": args.task_s, "warmup": args.warmup,
                "seconds": args.seconds, "drain": args.drain, "out": str(folder / f"d{d}.json")}
         path = folder / f"d{d}.cfg.json"
@@ -324,7 +370,8 @@ def _row(nodes: int, args: argparse.Namespace, outs: list[dict[str, Any]], cpu_s
     unacked = sum(o["unacked_submits"] + o["unacked_exits"] for o in outs)
     not_started = len(submitted - started) - sum(o["unacked_submits"] for o in outs)
     return {
-        "nodes": nodes, "rate_per_s": args.rate, "seconds": round(wall_s, 1),
+        "nodes": nodes, "topology": args.topology, "rate_per_s": args.rate,
+        "seconds": round(wall_s, 1),
         "scheduler_cpu_pct": round(100 * cpu_s / wall_s, 1),
         "submit_to_start_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "submit_to_start_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
@@ -348,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain", type=float, default=5.0, help="time for the last acks (s)")
     p.add_argument("--drivers", type=int, default=2, help="driver processes")
     p.add_argument("--task-s", type=float, default=0.5, help="fake task duration (s)")
+    p.add_argument("--topology", choices=sorted(TOPOLOGIES), default="agents",
+                   help="ranks through their node's agent (now), or each its own connection")
     p.add_argument("--driver", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.driver:
@@ -366,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows[-1]), flush=True)
     load = os.getloadavg()
     result = {"rows": rows, "cpus": os.cpu_count(), "loadavg_1m": round(load[0], 2),
-              "topology": "direct: each rank's own connection to the scheduler"}
+              "topology": f"{args.topology}: {TOPOLOGIES[args.topology]}"}
     print(json.dumps(result) if args.json else f"load average (1 min): {load[0]:.2f}")
     return 0
 
