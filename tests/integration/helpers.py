@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 
 from odop.launch.client import Client
@@ -202,3 +203,35 @@ def live_run(home: Path, name: str, *, cores: str = "0", config: Path | None = N
         for proc in procs:
             proc.kill()
             proc.wait(10)
+
+
+def field_checksum(steps: int, ranks: int = 2, size: int = 100) -> float:
+    """The test simulations' result without odop: each rank steps the field
+    ``arange(size) + rank`` ``steps`` times by ``sqrt(f*f + 1)``; the sum over ranks."""
+    import numpy as np
+
+    total = 0.0
+    for rank in range(ranks):
+        field = np.arange(float(size)) + rank
+        for _ in range(steps):
+            field = np.sqrt(field * field + 1.0)
+        total += float(field.sum())
+    return total
+
+
+def odop_process(home: Path, role: str, wait_s: float = 20.0) -> psutil.Process | None:
+    """The live ``odop <role>`` process (scheduler, agent) of the runs under ``home``,
+    waiting up to ``wait_s`` seconds for it to appear."""
+    end = time.monotonic() + wait_s
+    while True:
+        for proc in psutil.process_iter(["cmdline", "environ"]):
+            try:
+                cmd = " ".join(proc.info["cmdline"] or [])
+                if f"odop {role}" in cmd and (proc.info["environ"] or {}).get(
+                        "ODOP_HOME") == str(home):
+                    return proc
+            except psutil.Error:
+                continue
+        if time.monotonic() >= end:
+            return None
+        time.sleep(0.1)

@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import child_env, mpiexec
+from tests.integration.helpers import field_checksum, odop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(180),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
@@ -50,17 +50,6 @@ if __name__ == "__main__":
 '''
 
 
-def _scheduler(home: Path) -> psutil.Process | None:
-    for proc in psutil.process_iter(["cmdline", "environ"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if "odop scheduler" in cmd and (proc.info["environ"] or {}).get(
-                    "ODOP_HOME") == str(home):
-                return proc
-        except psutil.Error:
-            continue
-    return None
-
 
 def test_stop_returns_past_a_stopped_scheduler(tmp_path: Path, odop_home: Path) -> None:
     (tmp_path / "sim.py").write_text(SIM)
@@ -72,7 +61,7 @@ def test_stop_returns_past_a_stopped_scheduler(tmp_path: Path, odop_home: Path) 
     end = time.monotonic() + 60
     while not (out / "started").exists() and time.monotonic() < end:
         time.sleep(0.05)
-    stopped = _scheduler(odop_home)
+    stopped = odop_process(odop_home, "scheduler")
     assert stopped is not None
     stopped.send_signal(signal.SIGSTOP)
     try:
@@ -82,6 +71,7 @@ def test_stop_returns_past_a_stopped_scheduler(tmp_path: Path, odop_home: Path) 
             os.kill(stopped.pid, signal.SIGCONT)
     assert proc.returncode == 0, stderr
     result = json.loads(stdout.splitlines()[-1])
+    assert result["checksum"] == field_checksum(30)
     assert "has not answered for" in stderr and "killing it" in stderr, stderr
     assert result["stop_s"] < 60, result
     account = result["summary"]["account"]

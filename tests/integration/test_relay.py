@@ -25,13 +25,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
 from odop.protocol import transport
 from tests.conftest import child_env, mpiexec
-from tests.integration.helpers import log_tails, wait_for
+from tests.integration.helpers import field_checksum, log_tails, odop_process, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(300),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
@@ -71,15 +70,6 @@ if __name__ == "__main__":
 '''
 TOTAL = 2 * STEPS * PER_STEP
 
-
-def undisturbed_checksum() -> float:
-    total = 0.0
-    for rank in range(2):
-        field = np.arange(100.0) + rank
-        for _ in range(STEPS):
-            field = np.sqrt(field * field + 1.0)
-        total += float(field.sum())
-    return total
 
 
 def _odop(home: Path, *args: str) -> subprocess.Popen:
@@ -123,7 +113,7 @@ def _mid(out: Path, sim: subprocess.Popen) -> None:
 
 def _done_once(out: Path, run: Path, result: dict) -> None:
     """The undisturbed checksum; every submission done once, by one execution."""
-    assert result["checksum"] == undisturbed_checksum()
+    assert result["checksum"] == field_checksum(STEPS)
     account = result["summary"]["account"]
     assert account["done"] == TOTAL and account["unaccounted"] == 0, account
     rows = sqlite3.connect(run / "odop.db").execute(
@@ -167,14 +157,6 @@ def test_two_nodes_hold_one_scheduler_connection_each(
     _done_once(out, run, result)
 
 
-def _agent(home: Path) -> psutil.Process:
-    for proc in psutil.process_iter(["cmdline", "environ"]):
-        with contextlib.suppress(psutil.Error):
-            if "odop agent" in " ".join(proc.info["cmdline"] or []) and (
-                    proc.info["environ"] or {}).get("ODOP_HOME") == str(home):
-                return proc
-    raise AssertionError("no agent runs")
-
 
 def _one_node(tmp_path: Path, home: Path) -> tuple[subprocess.Popen, Path, Path]:
     """The simulation under mpiexec -n 2, at mid-run once what it submitted so far is done."""
@@ -196,7 +178,8 @@ def test_an_agent_killed_mid_run_loses_and_repeats_nothing(tmp_path: Path,
                                                            odop_home: Path) -> None:
     sim, out, run = _one_node(tmp_path, odop_home)
     try:
-        agent = _agent(odop_home)
+        agent = odop_process(odop_home, "agent")
+        assert agent is not None
         assert transport.announced(run, transport.relay_file(agent.cmdline()[
             agent.cmdline().index("--node") + 1]))
         agent.kill()
@@ -213,7 +196,8 @@ def test_an_agent_killed_mid_run_loses_and_repeats_nothing(tmp_path: Path,
 def test_an_agent_stopped_for_7_s_loses_and_repeats_nothing(tmp_path: Path,
                                                              odop_home: Path) -> None:
     sim, out, run = _one_node(tmp_path, odop_home)
-    agent = _agent(odop_home)
+    agent = odop_process(odop_home, "agent")
+    assert agent is not None
     agent.send_signal(signal.SIGSTOP)
     try:
         (out / "go").touch()  # the ranks submit on, to an agent that does not answer

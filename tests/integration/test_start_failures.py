@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import child_env, mpiexec
+from tests.integration.helpers import field_checksum
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(180),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
@@ -51,17 +52,6 @@ if __name__ == "__main__":
 '''
 
 
-def expected_checksum(steps: int = 20) -> float:
-    import numpy as np
-
-    total = 0.0
-    for rank in (0, 1):
-        field = np.arange(1000, dtype=float) + rank
-        for _ in range(steps):
-            field = np.sqrt(field * field + 1.0)
-        total += float(field.sum())
-    return total
-
 
 @contextlib.contextmanager
 def mounted(folder: Path, options: str) -> Iterator[Path]:
@@ -95,7 +85,7 @@ def test_read_only_run_folder_disables_odop_on_every_rank(tmp_path: Path) -> Non
         proc = _run(tmp_path, home)
     assert proc.returncode == 0, proc.stderr
     out = _last(proc)
-    assert out["checksum"] == pytest.approx(expected_checksum()) and not out["started"]
+    assert out["checksum"] == pytest.approx(field_checksum(20, size=1000)) and not out["started"]
     assert proc.stderr.count("odop: disabled on every rank") == 1, proc.stderr
     assert "Read-only file system" in proc.stderr
     summary = out["summary"]
@@ -116,7 +106,7 @@ def test_config_error_on_one_rank_reaches_every_rank(tmp_path: Path, odop_home: 
     proc = _run(tmp_path, odop_home, CONFIG_1=json.dumps({"selection": "bogus"}))
     assert proc.returncode == 0, proc.stderr
     out = _last(proc)
-    assert out["checksum"] == pytest.approx(expected_checksum()) and not out["started"]
+    assert out["checksum"] == pytest.approx(field_checksum(20, size=1000)) and not out["started"]
     assert "rank 1: ConfigError" in out["summary"]["disabled"]
     assert not (odop_home / "runs").exists()  # it failed before any run was made
 
@@ -128,7 +118,7 @@ def test_a_bad_task_folder_marks_the_run_it_opened(tmp_path: Path, odop_home: Pa
                                                 "time": "10 minutes"}))
     proc = _run(tmp_path, odop_home, TASKS=str(tasks))
     assert proc.returncode == 0, proc.stderr
-    assert _last(proc)["checksum"] == pytest.approx(expected_checksum())
+    assert _last(proc)["checksum"] == pytest.approx(field_checksum(20, size=1000))
     [run] = (odop_home / "runs").iterdir()  # rank 0 had opened it: it says it never started
     from odop.store.executions import RunStore
 
@@ -143,7 +133,7 @@ def test_full_run_folder_is_said_once_and_the_simulation_runs_on(tmp_path: Path)
         proc = _run(tmp_path, home, STEPS="40", SHOUT="3")
     assert proc.returncode == 0, proc.stderr
     out = _last(proc)
-    assert out["checksum"] == pytest.approx(expected_checksum(40))
+    assert out["checksum"] == pytest.approx(field_checksum(40, size=1000))
     assert proc.stderr.count("starting it again") <= 1, proc.stderr
     said = proc.stderr.count("cannot write the run folder") + proc.stderr.count("disabled on")
     assert said == 1, proc.stderr
@@ -161,7 +151,7 @@ def test_a_port_in_use_disables_odop_with_the_cause(tmp_path: Path, odop_home: P
         proc = _run(tmp_path, odop_home, ODOP_SCHEDULER_BIND=f"tcp://127.0.0.1:{port}")
     assert proc.returncode == 0, proc.stderr
     out = _last(proc)
-    assert out["checksum"] == pytest.approx(expected_checksum()) and not out["started"]
+    assert out["checksum"] == pytest.approx(field_checksum(20, size=1000)) and not out["started"]
     assert proc.stderr.count("odop: disabled on every rank") == 1, proc.stderr
     assert "exited before it announced its endpoint" in out["summary"]["disabled"]
     assert "Address already in use" in out["summary"]["disabled"], out["summary"]

@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
 from odop.scheduler.liveness import ORPHAN_S
 from tests.conftest import child_env, mpiexec
+from tests.integration.helpers import field_checksum, odop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.timeout(240),
               pytest.mark.skipif(mpiexec() is None, reason="mpiexec not found")]
@@ -68,30 +68,6 @@ if __name__ == "__main__":
 '''
 
 
-def undisturbed_checksum() -> float:
-    total = 0.0
-    for rank in range(2):
-        field = np.arange(100.0) + rank
-        for _ in range(STEPS):
-            field = np.sqrt(field * field + 1.0)
-        total += float(field.sum())
-    return total
-
-
-def find(home: Path, role: str, wait_s: float = 20.0) -> psutil.Process | None:
-    """The run's ``odop <role>`` process (it may still be starting)."""
-    end = time.monotonic() + wait_s
-    while time.monotonic() < end:
-        for proc in psutil.process_iter(["cmdline", "environ"]):
-            try:
-                cmd = " ".join(proc.info["cmdline"] or [])
-                if f"odop {role}" in cmd and (proc.info["environ"] or {}).get(
-                        "ODOP_HOME") == str(home):
-                    return proc
-            except psutil.Error:
-                continue
-        time.sleep(0.1)
-    return None
 
 
 def start_sim(tmp_path: Path, home: Path, config: dict[str, object]) -> tuple[
@@ -126,13 +102,13 @@ def stopped_for(proc: psutil.Process, seconds: float | None, sim: subprocess.Pop
 def test_a_scheduler_stopped_for_10_s_loses_and_repeats_nothing(tmp_path: Path,
                                                                  odop_home: Path) -> None:
     sim, out = start_sim(tmp_path, odop_home, {"sample_interval_s": 0.5})
-    scheduler = find(odop_home, "scheduler")
+    scheduler = odop_process(odop_home, "scheduler")
     assert scheduler is not None
     time.sleep(2.0)  # mid-run: the ranks submit before, during and after the stop
     stdout, stderr = stopped_for(scheduler, 10.0, sim)
     assert sim.returncode == 0, stderr
     result = json.loads(stdout.splitlines()[-1])
-    assert result["checksum"] == undisturbed_checksum()
+    assert result["checksum"] == field_checksum(STEPS)
     account = result["summary"]["account"]
     total = 2 * STEPS * PER_STEP
     assert account["done"] == total and account["unaccounted"] == 0, account
@@ -149,13 +125,13 @@ def test_a_scheduler_stopped_for_10_s_loses_and_repeats_nothing(tmp_path: Path,
 def test_stop_returns_past_an_agent_stopped_until_the_end(tmp_path: Path,
                                                           odop_home: Path) -> None:
     sim, out = start_sim(tmp_path, odop_home, {"sample_interval_s": 0.5})  # no drain bound
-    agent = find(odop_home, "agent")
+    agent = odop_process(odop_home, "agent")
     assert agent is not None
     time.sleep(2.0)
     stdout, stderr = stopped_for(agent, None, sim)
     assert sim.returncode == 0, stderr
     result = json.loads(stdout.splitlines()[-1])
-    assert result["checksum"] == undisturbed_checksum()
+    assert result["checksum"] == field_checksum(STEPS)
     # the node goes stale (10 s), then the drain with no agent left ends (ORPHAN_S)
     assert result["stop_s"] < 10.0 + ORPHAN_S + 20.0, result
     summary = result["summary"]
