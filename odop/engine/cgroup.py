@@ -27,6 +27,8 @@ import os
 import re
 from pathlib import Path
 
+from odop.procs import pid_alive
+
 MOUNT = "/sys/fs/cgroup"
 _OURS = re.compile(r"odop-(?:engine-)?(\d+)$")
 
@@ -175,7 +177,7 @@ def sweep_stale(here: Path) -> None:
     they could clean up); a folder still holding a process stays."""
     for folder in here.iterdir():
         match = _OURS.match(folder.name)
-        if match is None or not folder.is_dir() or _alive(int(match[1])):
+        if match is None or not folder.is_dir() or pid_alive(int(match[1])):
             continue
         for sub in folder.iterdir():
             if sub.is_dir():
@@ -184,15 +186,6 @@ def sweep_stale(here: Path) -> None:
         with contextlib.suppress(OSError):
             os.rmdir(folder)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: str, text: str) -> None:

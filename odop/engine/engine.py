@@ -24,7 +24,7 @@ from odop.engine.forkclient import ForkClient, ForkServerError
 from odop.engine.memwatch import MemoryWatch
 from odop.engine.mpi import launch_env, mpi_argv, threads_per_rank
 from odop.engine.output import CHECK_S, OutputCap
-from odop.engine.process import TaskProcess, group_pids, group_threads
+from odop.engine.process import TaskProcess, group_pids, threads_of
 from odop.engine.scripts import ScriptBook, script_argv
 from odop.engine.spawn import clean_env, spawn, thread_env
 from odop.engine.worker import encode_order
@@ -180,7 +180,7 @@ class Engine:
         its rlimit, or else sampling."""
         if not memory_max:
             return ""
-        if cgroup and self.cgroups is not None:
+        if cgroup and self.cgroups is not None:  # (the second test: for the type checker)
             return self.cgroups.how
         if rlimit:
             return (f"RLIMIT_DATA of {rlimit / 1e6:.1f} MB per process: twice the max "
@@ -279,7 +279,7 @@ class Engine:
         try:
             path = self.cgroups.create(execution, memory_max)
         except OSError:
-            return None  # the rlimit bounds it instead
+            return None  # the agent's sampling (memwatch) bounds it instead
         self._bounded.add(execution)
         return path
 
@@ -388,10 +388,11 @@ class Engine:
         raise a SCHED_IDLE task (RLIMIT_NICE). Returns the threads lifted."""
         lifted = 0
         for proc in self.tasks.values():
-            for pid in group_pids(proc.pid):
+            pids = group_pids(proc.pid)
+            for pid in pids:
                 with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as fh:
                     fh.write("0")
-            for tid in group_threads(proc.pid):
+            for tid in threads_of(pids):
                 with contextlib.suppress(OSError):
                     if os.sched_getscheduler(tid) == os.SCHED_IDLE:
                         os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))

@@ -136,7 +136,7 @@ class ForkClient:
             select.select([self.sock], [], [], timeout_s)
         while True:
             try:
-                data = self.sock.recv(1 << 14)  # see forkserver.RECV_BYTES
+                data = self.sock.recv(1 << 14)  # as forkloop.RECV_BYTES
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:

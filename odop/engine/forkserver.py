@@ -64,7 +64,7 @@ class Zy:
     pid: int
     sock: socket.socket
     what: dict[str, Any]
-    unpacker: Any = field(default_factory=lambda: msgpack.Unpacker(read_size=1 << 16))
+    unpacker: Any = field(default_factory=lambda: msgpack.Unpacker(read_size=READ_BUFFER_BYTES))
     state: str = "importing"  # then "ready"; "retired" once told to go
     stamp: tuple[int, int, int] | None = None
     file: str | None = None

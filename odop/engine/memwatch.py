@@ -26,10 +26,10 @@ import time
 from dataclasses import dataclass
 
 from odop.engine.process import group_pids
+from odop_obs.samplers.tree import HAVE_CHILDREN
 
 CHECK_S = 0.25
 """Seconds between two samples of a bounded task's memory."""
-HAVE_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 _FIELDS = (b"Pss_Anon:", b"Pss_Shmem:", b"SwapPss:")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

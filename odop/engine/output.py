@@ -23,6 +23,8 @@ import errno
 import os
 from collections.abc import Callable
 
+from odop.procs import libc
+
 CHECK_S = 0.25
 """Seconds between two looks at a running task's output sizes."""
 SLACK = 1 << 20
@@ -34,7 +36,7 @@ _PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 
 def _load_fallocate() -> Callable[[int, int, int], None] | None:
     try:
-        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+        fallocate = libc().fallocate
     except (OSError, AttributeError):
         return None
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]

@@ -67,7 +67,12 @@ class TaskProcess:
 
 def group_threads(pgid: int) -> Iterable[int]:
     """Thread ids of all processes in process group ``pgid`` (children included)."""
-    for pid in group_pids(pgid):
+    return threads_of(group_pids(pgid))
+
+
+def threads_of(pids: Iterable[int]) -> Iterable[int]:
+    """Thread ids of the processes ``pids`` (those gone meanwhile are skipped)."""
+    for pid in pids:
         try:
             yield from (int(t) for t in os.listdir(f"/proc/{pid}/task"))
         except OSError:

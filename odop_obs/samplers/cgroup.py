@@ -48,6 +48,12 @@ class CgroupLimits:
                 self._memory = _existing(root / "memory" / rel, "memory.limit_in_bytes")
         self.cores = self._read_cores()
         """The cpuset's cores, or None when the cgroup does not say."""
+        v2 = self._memory is not None and self._memory.name == "memory.max"
+        folder = self._memory.parent if self._memory is not None else Path()
+        self._usage = folder / ("memory.current" if v2 else "memory.usage_in_bytes")
+        self._stat = folder / "memory.stat"
+        self._inactive = b"inactive_file " if v2 else b"total_inactive_file "
+        """The memory.stat line of the file cache it could give back at once."""
 
     def _read_cores(self) -> list[int] | None:
         if self._cpuset is None:
@@ -73,24 +79,24 @@ class CgroupLimits:
         limit = self.limit()
         if limit is None or self._memory is None:
             return machine
-        used = self._used(self._memory.parent)
+        used = self._used()
         total = min(machine["total"], limit)
         available = max(0, min(machine["available"], total - used))
         return {"total": total, "available": available, "used": total - available}
 
-    @staticmethod
-    def _used(folder: Path) -> int:
+    def _used(self) -> int:
         """Bytes the cgroup holds that it could not give back at once."""
-        v2 = (folder / "memory.current").exists()
         try:
-            usage = int((folder / ("memory.current" if v2 else "memory.usage_in_bytes"))
-                        .read_text())
-            stat = dict(line.split() for line in (folder / "memory.stat").read_text()
-                        .splitlines() if line.count(" ") == 1)
+            usage = int(self._usage.read_bytes())
+            stat = self._stat.read_bytes()
         except (OSError, ValueError):
             return 0
-        inactive = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
-        return max(0, usage - inactive)
+        at = stat.find(b"\n" + self._inactive)
+        start = 0 if stat.startswith(self._inactive) else at + 1 if at >= 0 else -1
+        if start < 0:
+            return usage
+        line = stat[start + len(self._inactive):stat.find(b"\n", start) % (len(stat) + 1)]
+        return max(0, usage - int(line or 0))
 
 
 def _existing(folder: Path, name: str) -> Path | None:

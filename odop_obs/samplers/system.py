@@ -42,6 +42,8 @@ class SystemSampler(Sampler):
         self._limits = limits or CgroupLimits()
         self._all_ids: list[int] = []
         self._rows = np.zeros(0, dtype=np.intp)
+        self._kept: list[int] = []
+        """The cpuset's cores among ``_all_ids``, as the rows pick them."""
         self._ids, self._prev = self._read()
         self._io_prev = self._node.io()
         self._split: dict[str, list[float]] = {}
@@ -70,7 +72,8 @@ class SystemSampler(Sampler):
             self._all_ids = ids
             wanted = set(self._limits.cores)
             self._rows = np.array([i for i, c in enumerate(ids) if c in wanted], dtype=np.intp)
-        return [ids[i] for i in self._rows], times[self._rows]
+            self._kept = [ids[i] for i in self._rows]
+        return self._kept, times[self._rows]
 
     def _cpu(self) -> dict[str, Any]:
         ids, cur = self._read()
