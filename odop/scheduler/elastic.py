@@ -39,8 +39,10 @@ class Elastic:
     def adjust(self, now: float) -> None:
         """One look after a cycle's placements: shrink above the limit, grow below it."""
         d = self.decider
+        if d.core_limit is None or not any(s.get("elastic") for s in d.specs.values()):
+            return  # the usual cycle: no scan of what runs
         running = self._running()
-        if d.core_limit is None or not running:
+        if not running:
             return
         free = d.free_cores()
         limit = d.core_limit(d.granted + sum(len(c) for c in free.values()))

@@ -28,9 +28,6 @@ class Decider(Protocol):
     @property
     def busy_threshold(self) -> float: ...
 
-Choice = tuple[str, list[int]]
-"""A node and the cores granted on it."""
-
 
 def never_fit(d: Decider) -> dict[str, str]:
     """Queued executions no node could ever run, each with why: more cores (at least),

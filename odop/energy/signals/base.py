@@ -48,6 +48,8 @@ class SignalStatus:
 
 
 class SignalProvider(ABC):
+    """A source of grid carbon intensity and/or price, now and forecast."""
+
     provider: ClassVar[str] = ""
     """Its name in ``[energy] provider``."""
     required: ClassVar[tuple[str, ...]] = ()
@@ -59,8 +61,6 @@ class SignalProvider(ABC):
                       ) -> SignalProvider:
         """The provider the ``[energy]`` settings ``s`` describe."""
         raise NotImplementedError(f"provider {cls.provider!r} cannot be built from settings")
-
-    """A source of grid carbon intensity and/or price, now and forecast."""
 
     name: str = "signal"
 
