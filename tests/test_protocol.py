@@ -54,3 +54,11 @@ def test_a_sample_view_is_checked_field_by_field() -> None:
     validate(make(MsgType.SAMPLE, sample=view, **base))
     with pytest.raises(ProtocolError, match="sample: view: field 'util'"):
         validate(make(MsgType.SAMPLE, sample={**view, "util": "busy"}, **base))
+
+
+def test_a_relay_with_unpaired_routes_is_refused_whole() -> None:
+    from odop.protocol.messages import MsgType, make, validate
+
+    validate(make(MsgType.RELAY, node="n", routes=[b"r"], msgs=[b"m"]))
+    with pytest.raises(ProtocolError, match="1 routes for 2 messages"):
+        validate(make(MsgType.RELAY, node="n", routes=[b"r"], msgs=[b"m", b"m"]))

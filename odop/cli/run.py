@@ -214,8 +214,16 @@ class Wrapper:
                 return False
 
     def _open_work(self) -> int:
-        account = take(self.paths)
-        return account.queued + account.running
+        """Executions not ended yet (queued, placed, running, paused)."""
+        from odop.store.executions import RunStore
+        from odop.store.states import ExecState
+
+        store = RunStore(self.paths.db, readonly=True)
+        try:
+            return sum(n for state, n in store.counts().items()
+                       if not ExecState(state).terminal)
+        finally:
+            store.close()
 
     def _interrupt(self) -> None:
         """Second Ctrl-C: the scheduler stops the running tasks, requeues them, and exits

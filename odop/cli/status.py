@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from odop.cli.common import add_json, add_run, grant, print_json, run_paths, table
-from odop.launch.account import take
+from odop.launch.account import COUNTED, take
 from odop.paths import RunPaths
 from odop.store.executions import RunStore
 
@@ -99,9 +99,7 @@ def _cut(snap: dict[str, Any], _root: Path) -> list[str]:
 def _account(snap: dict[str, Any], _root: Path) -> list[str]:
     """Every submission and what became of it (docs/concepts.md#the-account)."""
     a = snap["account"]
-    parts = [f"{a[k]} {k}" for k in ("done", "failed", "skipped", "cancelled", "exported",
-                                      "queued", "running", "journalled", "unsubmitted",
-                                      "unwritten") if a[k]]
+    parts = [f"{a[k]} {k}" for k in ("done", *COUNTED) if a[k]]
     origins = ", ".join(f"{n} {o}" for o, n in sorted(a["origins"].items()))
     lines = [f"account: {a['submitted']} submitted ({origins or 'none'}): "
              f"{', '.join(parts) or 'nothing yet'}; {a['unaccounted']} unaccounted"]

@@ -15,13 +15,17 @@ import os
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from odop.paths import RunPaths
 from odop.store.executions import RunStore
-from odop.store.states import ExecState
+from odop.store.states import USER_CANCEL, ExecState
 
+COUNTED = ("failed", "skipped", "cancelled", "exported", "queued", "running", "journalled",
+           "refused", "unsubmitted", "unwritten")
+"""The outcomes besides done, in the order a summary names them."""
 OPEN = (ExecState.PLACED.value, ExecState.RUNNING.value, ExecState.PAUSED.value)
 WATCHED = ("file", "folder", "line")
 """Trigger kinds whose matches on disk are checked against what they submitted."""
@@ -51,6 +55,8 @@ class Account:
     """Files or lines a trigger matches that it never submitted."""
     unwritten: int = 0
     """Submissions that reached neither the scheduler nor a journal (counted by the ranks)."""
+    refused: int = 0
+    """Submissions the scheduler refused (counted by the ranks that sent them)."""
     reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     """For failed, skipped and cancelled: reason -> count."""
 
@@ -63,8 +69,8 @@ class Account:
     def incomplete(self) -> int:
         """Work that was not run to its end: left, kept aside, or unaccounted."""
         by_odop = sum(n for why, n in self.reasons.get("cancelled", {}).items()
-                      if "cancelled by user" not in why)
-        return self.queued + self.journalled + by_odop + self.unaccounted
+                      if USER_CANCEL not in why)
+        return self.queued + self.journalled + self.refused + by_odop + self.unaccounted
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "unaccounted": self.unaccounted}
@@ -72,21 +78,23 @@ class Account:
     def line(self) -> str:
         """One line for people: the counts that are not 0."""
         parts = [f"{self.submitted} submitted", f"{self.done} done"]
-        for name in ("failed", "skipped", "cancelled", "exported", "queued", "running",
-                     "journalled", "unsubmitted", "unwritten"):
+        for name in COUNTED:
             if n := getattr(self, name):
                 parts.append(f"{n} {name}")
         parts.append(f"{self.unaccounted} unaccounted")
         return ", ".join(parts)
 
 
-def take(paths: RunPaths, *, journalled: int | None = None, unwritten: int = 0,
-         now: float | None = None) -> Account:
-    """The account of the run in ``paths`` as its files show it now; the ranks, at
-    ``odop.stop()``, know exactly how many of their submissions are ``journalled`` (the
-    journals may not all be in the run folder) and ``unwritten``."""
+def take(paths: RunPaths, *, held: Iterable[str] | None = None, unsent: int = 0,
+         unwritten: int = 0, refused: int = 0, now: float | None = None) -> Account:
+    """The account of the run in ``paths`` as its files show it now. At ``odop.stop()``
+    the ranks know exactly what they kept that the scheduler did not confirm (their
+    journals may not all be on this node): the execution ids they ``held`` (recorded ones
+    are not counted twice), those they never sent (``unsent``), ``unwritten`` and
+    ``refused``; without them the journals this node sees are read."""
     if not paths.db.exists():
-        return Account(journalled=journalled or 0, unwritten=unwritten)
+        return Account(journalled=len(set(held or ())) + unsent, unwritten=unwritten,
+                       refused=refused)
     store = RunStore(paths.db, readonly=True)
     try:
         rows = store.conn.execute(
@@ -95,6 +103,7 @@ def take(paths: RunPaths, *, journalled: int | None = None, unwritten: int = 0,
     finally:
         store.close()
     states = Counter(r["state"] for r in rows)
+    recorded = {r["id"] for r in rows}
     exported = set(meta.get("exported") or ())
     left = sum(1 for r in rows if r["state"] == "queued" and r["id"] not in exported)
     reasons: dict[str, dict[str, int]] = {}
@@ -107,8 +116,8 @@ def take(paths: RunPaths, *, journalled: int | None = None, unwritten: int = 0,
         done=states["done"], failed=states["failed"], skipped=states["skipped"],
         cancelled=states["cancelled"], exported=states["queued"] - left, queued=left,
         running=sum(states[s] for s in OPEN), reasons=reasons, unwritten=unwritten,
-        journalled=(journalled if journalled is not None
-                    else in_journals(paths, {r["id"] for r in rows})),
+        refused=refused, journalled=(len(set(held) - recorded) + unsent if held is not None
+                                     else in_journals(paths, recorded)),
         unsubmitted=unsubmitted(consumed, specs, meta, time.time() if now is None else now))
 
 
@@ -130,10 +139,12 @@ def _origin(origin: str | None) -> str:
 
 
 def in_journals(paths: RunPaths, recorded: set[str]) -> int:
-    """Submissions in the ranks' journals that the run's database does not hold."""
+    """Submissions in the ranks' journals that the run's database does not hold: those
+    in the run folder and those gone on in this node's fallback folder."""
     from odop.launch.journal import pending_in_run
 
-    return sum(1 for msg in pending_in_run(paths.root) if msg.get("execution") not in recorded)
+    ids = {msg.get("execution") for msg in pending_in_run(paths.root)}
+    return len(ids - recorded)
 
 
 def unsubmitted(consumed: dict[str, Any], specs: dict[str, dict[str, Any]],
@@ -151,7 +162,8 @@ def unsubmitted(consumed: dict[str, Any], specs: dict[str, dict[str, Any]],
         if trigger.get("kind") not in WATCHED:
             continue
         watcher = make_trigger(trigger, key=name, state=state, base_dir=base,
-                               use_inotify=False, auto_commit=False)
+                               use_inotify=False, auto_commit=False,
+                               started=meta.get("started"))  # as the scheduler reads it
         if watcher is None:
             continue
         try:  # a second poll far ahead counts files still settling

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import zmq
 
@@ -27,6 +27,19 @@ from odop.launch.route import Route
 from odop.protocol import MsgType, decode, encode, make, validate
 
 log = logging.getLogger("odop.client")
+
+
+class Unconfirmed(NamedTuple):
+    """A rank's submissions the scheduler has not confirmed."""
+
+    held: list[str]
+    """Execution ids sent and kept in the journal (the ack may have been lost)."""
+    unsent: int
+    """Kept only in the journal, never sent (spilled past the memory bound)."""
+    unwritten: int
+    """In no journal (the writes failed) and not confirmed."""
+    refused: int
+    """Refused by the scheduler (an ERROR reply)."""
 
 
 class Client:
@@ -47,6 +60,8 @@ class Client:
         """id -> request awaiting its reply (sent again when the way changes)."""
         self.heard_at = 0.0
         """When the scheduler last sent anything (time.monotonic())."""
+        self.refused = 0
+        """Submissions the scheduler refused (an ERROR reply): in no record of the run."""
         self.unjournalled: set[str] = set()
         """Submissions no journal could take: lost if the scheduler never confirms them."""
 
@@ -78,11 +93,14 @@ class Client:
         """Resend every unacknowledged message (the scheduler was restarted)."""
         self.outbox.resend_all()
 
-    def unconfirmed(self) -> tuple[int, int]:
-        """Submissions the scheduler has not confirmed: (in the journal, in no journal)."""
+    def unconfirmed(self) -> Unconfirmed:
+        """Submissions the scheduler has not confirmed (see :class:`Unconfirmed`)."""
         held = [m for m in self.outbox.held.values() if m["type"] == "submit"]
-        unwritten = sum(1 for m in held if m["id"] in self.unjournalled)
-        return len(held) - unwritten + self.outbox.spilled + self.outbox.unread, unwritten
+        return Unconfirmed(
+            held=[m["execution"] for m in held if m["id"] not in self.unjournalled],
+            unsent=self.outbox.spilled + self.outbox.unread,
+            unwritten=sum(1 for m in held if m["id"] in self.unjournalled),
+            refused=self.refused)
 
     def pump(self, timeout_s: float = 0.0) -> None:
         """Read whatever arrived (waiting up to ``timeout_s`` for the first), then send or
@@ -139,6 +157,8 @@ class Client:
             log.warning("scheduler: %s", msg["error"])
         if ref:
             acked = self.outbox.acked(ref)
+            if acked is not None and acked["type"] == "submit" and mtype is MsgType.ERROR:
+                self.refused += 1  # never recorded: the account says so
             if acked is not None and self.journal is not None and acked["type"] == "submit":
                 self.journal.acked(ref)
             if ref in self.awaiting:

@@ -31,9 +31,9 @@ from typing import Any
 from odop.config import Config, load_config
 from odop.errors import OdopError, UnknownTaskError
 from odop.launch import discover, startup
-from odop.launch.client import Client
+from odop.launch.client import Client, Unconfirmed
 from odop.launch.failopen import Keeper, Watchdog
-from odop.launch.journal import Journal
+from odop.launch.journal import Journal, fallback_path
 from odop.launch.mpi import Comm, barrier, world
 from odop.paths import RunPaths
 from odop.phasegate import PhaseGate
@@ -147,8 +147,9 @@ def _bring_up(steps: Steps, run_name: str | None, task_folder: str | None,
     if comm is not None and where.multi_node and not external:
         barrier(comm)  # the endpoint is announced: discover finds it on the shared folder
     endpoint = discover.scheduler_endpoint(paths)
+    journal = _journal_path(paths.root, where.node, where.rank)
     steps.client = client = steps.together(lambda: Client(
-        endpoint, rank=where.rank, journal=Journal(_journal_path(paths, where)),
+        endpoint, rank=where.rank, journal=Journal(journal),
         find_agent=partial(transport.announced, paths.root, transport.relay_file(where.node))))
     rt = Runtime(paths, cfg, client, comm, where.rank, where.node, tasks=set(),
                  scheduler=scheduler, keepers=steps.keepers)
@@ -174,8 +175,9 @@ def _wait_ready(rt: Runtime) -> None:
     discover.wait_agent_ready(rt.paths, rt.node, max(0.0, end - time.monotonic()))
 
 
-def _journal_path(paths: RunPaths, where: startup.Layout) -> Path:
-    return paths.root / "journal" / f"{where.node}-r{where.rank}-{os.getpid()}.jnl"
+def _journal_path(root: Path, node: str, rank: int) -> Path:
+    """This rank's journal in the run folder ``root``."""
+    return root / "journal" / f"{node}-r{rank}-{os.getpid()}.jnl"
 
 
 def _say_unbound(comm: Comm | None, rank: int, unbound: bool, node: str) -> None:
@@ -198,9 +200,11 @@ def _give_up(steps: Steps, failed: StartFailed, run_name: str | None) -> Disable
         raise OdopError(f"odop.start() failed on {failed}")
     if rank == 0 and steps.paths is not None:
         _mark_failed(steps.paths, str(failed))
-    name = steps.paths.name if steps.paths is not None else (run_name or "unstarted")
-    where = steps.paths.root if steps.paths is not None else Path(name)
-    journal = Journal(where / "journal" / f"{node_name()}-r{rank}-{os.getpid()}.jnl")
+    if steps.paths is not None:
+        journal = Journal(_journal_path(steps.paths.root, node_name(), rank))
+    else:  # no run folder: straight to the node's fallback folder, named as the run would be
+        name = run_name or os.environ.get("ODOP_RUN") or "unstarted"
+        journal = Journal(fallback_path(_journal_path(Path(name), node_name(), rank)))
     if rank == 0:
         log.warning("odop: disabled on every rank: odop.start() failed on %s. The simulation "
                     "runs on without odop; submissions are kept in journals (%s). Set "
@@ -343,24 +347,27 @@ def stop(timeout_s: float | None = None) -> dict[str, Any]:
     return summary
 
 
-def _unacked(rt: Runtime) -> tuple[int, int]:
-    """This rank's submissions the scheduler never confirmed: (journalled, unwritten)."""
-    journalled, unwritten = rt.client.unconfirmed()
-    if journalled and rt.client.journal is not None:
-        log.warning("odop: %d submission(s) never reached the scheduler; kept in %s",
-                    journalled, rt.client.journal.path)
-    return journalled, unwritten
+def _unacked(rt: Runtime) -> Unconfirmed:
+    """This rank's submissions the scheduler never confirmed."""
+    left = rt.client.unconfirmed()
+    kept = len(left.held) + left.unsent
+    if kept and rt.client.journal is not None:
+        log.warning("odop: %d submission(s) not confirmed by the scheduler; kept in %s",
+                    kept, rt.client.journal.path)
+    return left
 
 
-def _account(rt: Runtime, every: list[tuple[int, int]] | None) -> dict[str, Any]:
+def _account(rt: Runtime, every: list[Unconfirmed] | None) -> dict[str, Any]:
     """The run's account, with what the ranks know of their own unconfirmed submissions;
     a failure to read it is said, never raised (stop() must return)."""
     from odop.launch.account import take
 
     every = every or []
     try:
-        account = take(rt.paths, journalled=sum(k for k, _ in every),
-                       unwritten=sum(u for _, u in every))
+        account = take(rt.paths, held=[e for u in every for e in u.held],
+                       unsent=sum(u.unsent for u in every),
+                       unwritten=sum(u.unwritten for u in every),
+                       refused=sum(u.refused for u in every))
     except Exception as exc:  # the run folder unreadable: say so, and return
         return {"error": f"cannot take the account: {exc}"}
     return account.to_dict()

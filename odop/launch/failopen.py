@@ -53,19 +53,15 @@ class Keeper:
         if self.gave_up is not None:
             return False
         code = self.proc.returncode if self.proc is not None else None
-        if not self._counted:
+        if not self._counted:  # once an exit: what follows costs one comparison a call
             self._counted = True
-            failed = code is not None and code > 0  # a signal is someone else's doing
-            self.early = self.early + 1 if failed and time.monotonic() - self._last < EARLY_S \
-                else 0
-        why = self._diagnose(code, self.early) if self._diagnose is not None else None
-        if why is not None:
-            self.gave_up = why
-            log.warning("odop: the %s stopped: %s. It is not started again; the simulation "
-                        "runs on without it.", self.role, why)
-            return False
+            if self._gives_up(code):
+                return False
         now = time.monotonic()
-        if self.respawns >= MAX_RESPAWNS or (not force and now - self._last < RESPAWN_EVERY_S):
+        if self.respawns >= MAX_RESPAWNS:
+            self.gave_up = f"it exited {MAX_RESPAWNS + 1} times"
+            return False
+        if not force and now - self._last < RESPAWN_EVERY_S:
             return False
         self._last = now
         self._counted = False
@@ -81,6 +77,18 @@ class Keeper:
         if self.on_respawn is not None:
             self.on_respawn()
         return True
+
+    def _gives_up(self, code: int | None) -> bool:
+        """Count an exit soon after the start, and ask the diagnosis (once an exit: it may
+        look at the run folder's file system) whether a restart could mend it."""
+        failed = code is not None and code > 0  # a signal is someone else's doing
+        self.early = self.early + 1 if failed and time.monotonic() - self._last < EARLY_S else 0
+        why = self._diagnose(code, self.early) if self._diagnose is not None else None
+        if why is not None:
+            self.gave_up = why
+            log.warning("odop: the %s stopped: %s. It is not started again; the simulation "
+                        "runs on without it.", self.role, why)
+        return why is not None
 
 
 PING_S = 2.0

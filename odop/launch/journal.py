@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -156,19 +157,7 @@ def fallback_path(path: Path) -> Path:
 
 def read(path: Path) -> list[dict[str, Any]]:
     """Every whole record of a journal (a torn last record is skipped)."""
-    data = path.read_bytes()
-    out, pos = [], 0
-    while pos + _LEN.size <= len(data):
-        (size,) = _LEN.unpack_from(data, pos)
-        chunk = data[pos + _LEN.size:pos + _LEN.size + size]
-        if len(chunk) < size:
-            break
-        try:
-            out.append(msgpack.unpackb(chunk, raw=False))
-        except (ValueError, msgpack.UnpackException):
-            break
-        pos += _LEN.size + size
-    return out
+    return _read_at(path, 0, sys.maxsize)[0]
 
 
 def pending(path: Path) -> list[dict[str, Any]]:
@@ -183,8 +172,10 @@ def pending(path: Path) -> list[dict[str, Any]]:
 
 
 def pending_in_run(run_root: Path) -> list[dict[str, Any]]:
-    """Unacknowledged submissions of every journal of a run."""
+    """Unacknowledged submissions of every journal of a run this node sees: in the run
+    folder, and gone on in this node's fallback folder (:func:`fallback_path`)."""
+    fallback = fallback_path(run_root / "journal" / "x").parent
     out: list[dict[str, Any]] = []
-    for path in sorted((run_root / "journal").glob("*.jnl")):
+    for path in [*sorted((run_root / "journal").glob("*.jnl")), *sorted(fallback.glob("*.jnl"))]:
         out.extend(pending(path))
     return out

@@ -184,6 +184,9 @@ def validate(msg: object) -> tuple[MsgType, Mapping[str, Any]]:
     _check(mtype.value, msg, SCHEMA[mtype])
     if mtype is MsgType.SAMPLE:
         _check("sample: view", msg["sample"], NODE_VIEW)
+    if mtype in _PAIRED and len(msg["routes"]) != len(msg["msgs"]):
+        raise ProtocolError(f"{mtype.value}: {len(msg['routes'])} routes for "
+                            f"{len(msg['msgs'])} messages; they go in pairs")
     return mtype, msg
 
 

@@ -19,6 +19,7 @@ from odop.scheduler.lifecycle import Lifecycle
 from odop.scheduler.state import RunState
 from odop.store.executions import RunStore
 from odop.store.profiles import ProfileStore
+from odop.store.states import USER_CANCEL
 from odop.tasks.spec import checked
 from odop.tasks.triggers.watchset import TriggerSet
 
@@ -71,7 +72,7 @@ class ClientRequests:
         if self.store.get(execution) is None:
             self.send(ident, MsgType.ERROR, ref=msg["id"], error=f"no execution {execution}")
             return
-        self.lifecycle.cancel(execution, "cancelled by user")
+        self.lifecycle.cancel(execution, USER_CANCEL)
         self.send(ident, MsgType.ACK, ref=msg["id"])
 
     def on_status(self, ident: bytes, msg: Any) -> None:

@@ -30,6 +30,9 @@ class ExecState(str, enum.Enum):
         return self in TERMINAL
 
 
+USER_CANCEL = "cancelled by user"
+"""The reason a user's cancel (odop cancel) records: the one cancel that is not a loss."""
+
 TERMINAL = frozenset({ExecState.DONE, ExecState.FAILED, ExecState.CANCELLED, ExecState.SKIPPED})
 
 _S = ExecState
