@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from odop.energy.advisor import EnergyPolicy
 from odop.protocol import MsgType
 from odop.scheduler.cluster import Node
 from odop.scheduler.core import Decider
@@ -56,7 +57,8 @@ class Parts:
         self.decider = Decider(make_selection("fifo"), make_placement("first_fit"))
         self.sent: list[tuple[str, MsgType, dict]] = []
         self.lifecycle = Lifecycle(
-            self.store, self.profiles, self.decider, Holds(None, self.decider), RunState(),
+            self.store, self.profiles, self.decider,
+            Holds(EnergyPolicy.from_config({}), self.decider), RunState(),
             lambda node, mtype, **f: self.sent.append((node, mtype, f)), run="r",
             footprint=lambda j, a, b: 0.0)
         self.preemption = Preemption(self.decider, self.lifecycle)
@@ -95,3 +97,26 @@ def test_a_paused_task_resumes_repinned_where_cores_free_up(tmp_path: Path) -> N
     parts.preemption.resume_paused()
     assert (parts.store.get("p") or {})["state"] == "running"
     assert [m for _, m, _ in parts.sent[-2:]] == [MsgType.REPIN, MsgType.RESUME]
+
+
+def test_a_cancelled_execution_lost_with_its_node_is_not_run_again(tmp_path: Path) -> None:
+    """A user cancelled a running execution, then its node went silent: it ends
+    cancelled, where a lost execution is otherwise queued again."""
+    parts = Parts(tmp_path)
+    parts.place("c", "one", {"cpus_min": 1.0, "cpus_max": 1.0})
+    parts.store.transition("c", ExecState.RUNNING)
+    assert parts.lifecycle.cancel("c", "cancelled by user")
+    parts.lifecycle.lost("c", "lost: node a silent")
+    row = parts.store.get("c") or {}
+    assert row["state"] == "cancelled" and "c" not in parts.decider.pending
+    assert row["reason"].startswith("cancelled by user")
+
+
+def test_an_execution_capped_and_then_ended_leaves_the_capped_set(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    parts.place("p", "one", {"cpus_min": 1.0, "cpus_max": 1.0})
+    parts.preemption.preempt("p", "over the cap", policy="pause", capped=True)
+    assert parts.preemption.capped == {"p"}
+    parts.lifecycle.exited("p", {"t": 1.0, "exit_code": 0, "reason": "ok", "cpu_s": 0.0,
+                                 "max_rss_bytes": 0, "wall_s": 1.0})
+    assert parts.preemption.capped == set()

@@ -135,4 +135,5 @@ class Holds:
         """Forget a held execution (cancelled); True if it was held."""
         self.policy.forget(execution)
         self._noted.discard(execution)
+        self._expected.pop(execution, None)
         return self.held.pop(execution, None) is not None

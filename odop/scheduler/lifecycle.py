@@ -22,7 +22,7 @@ from odop.scheduler.selection import Pending
 from odop.scheduler.state import RunState
 from odop.store.executions import RunStore, TransitionError
 from odop.store.profiles import Measurement, ProfileStore
-from odop.store.states import ExecState
+from odop.store.states import USER_CANCEL, ExecState
 
 LOST_RETRIES = 3
 """Requeues of lost executions (node or agent gone) on top of the task's own retries."""
@@ -47,6 +47,9 @@ class Lifecycle:
         """execution -> (task, node, cores it needs), for executions paused by odop."""
         self.requeueing: set[str] = set()
         """Executions told to stop so that they can be queued again (preemption)."""
+        self.on_forget: list[Callable[[str], None]] = []
+        """Told of each execution forgotten (ended, lost, requeued): policies that keep
+        sets of executions drop it there."""
 
     def restore(self) -> None:
         """Rebuild the queue, the grants and the paused set from the store (a restart):
@@ -125,6 +128,8 @@ class Lifecycle:
         self.paused.pop(execution, None)
         self.requeueing.discard(execution)
         self.state.forget(execution)
+        for hook in self.on_forget:
+            hook(execution)
 
     # -- run --------------------------------------------------------------------------
     def place(self, p: Placed) -> None:
@@ -243,6 +248,11 @@ class Lifecycle:
         row = self.store.get(execution)
         if row is None or ExecState(row["state"]).terminal:
             return
+        if execution in self.state.cancelling:  # a user cancelled it: not run again
+            self.state.cancelling.discard(execution)
+            self.store.transition(execution, ExecState.CANCELLED, detail=reason,
+                                  reason=f"{USER_CANCEL}; {reason}", ended_at=time.time())
+            return
         spec = self.decider.specs.get(row["task"], {})
         never_started = row["state"] == ExecState.PLACED.value
         if never_started or row["attempt"] < spec.get("max_retries", 0) + LOST_RETRIES:
@@ -256,13 +266,15 @@ class Lifecycle:
     def skip(self, execution: str, why: str) -> None:
         """Not run, by decision (it can never run, or what it depends on failed)."""
         if self.decider.pending.pop(execution, None) is not None:
+            self.holds.drop(execution)  # what the energy policy knew of it
             self.store.transition(execution, ExecState.SKIPPED, detail=why, reason=why)
             self.state.dirty = True
 
     def cancel(self, execution: str, reason: str) -> bool:
         """Withdraw a queued or held execution at once, or have a running or paused one
         killed (recorded cancelled when its exit comes); False when it is neither."""
-        if execution in self.decider.pending or self.holds.drop(execution):
+        held = self.holds.drop(execution)  # and what the energy policy knew of it
+        if execution in self.decider.pending or held:
             self.decider.pending.pop(execution, None)
             self.store.transition(execution, ExecState.CANCELLED, detail=reason, reason=reason)
             return True

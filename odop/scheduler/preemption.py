@@ -64,6 +64,7 @@ class Preemption:
         self.decider, self.lifecycle = decider, lifecycle
         self.capped: set[str] = set()
         """Paused executions held by the power cap: resumed only when it says so."""
+        lifecycle.on_forget.append(self.capped.discard)  # one that ended is no longer capped
 
     def take_back(self, node: Node, cores: Iterable[int], reason: str) -> None:
         """Preempt every execution holding one of ``cores`` on ``node``."""
@@ -121,7 +122,6 @@ class Preemption:
         paused = self.lifecycle.paused
         if not paused:
             return
-        self.capped &= set(paused)  # those that ended meanwhile
         free = self.decider.free_cores()
         for execution, (_, node, n) in list(paused.items()):
             cores = free.get(node, [])

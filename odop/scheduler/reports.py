@@ -84,7 +84,6 @@ class AgentReports:
         """Keep the node under its power cap: pause the lowest-priority tasks first."""
         if self.energy.settings.cap_for(node.name) is None:
             return
-        self.preemption.capped &= set(self.lifecycle.paused)  # not those ended meanwhile
         running = [{"id": e, "priority": self.decider.specs.get(t, {}).get("priority", 0),
                     "stoppable": True,
                     "started_at": self.state.started_at.get(e, time.time()), "paused": False}

@@ -118,19 +118,20 @@ class RunStore:
         return old
 
     def update(self, execution: str, detail: str, **fields: Any) -> None:
-        """Change an execution's columns without a state change, noted in its history."""
+        """Change an execution's columns without a state change (none: only the note),
+        noted in its history."""
         _encode_lists(fields)
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as tx:
-            tx.execute(f"UPDATE executions SET {sets} WHERE id=?", (*fields.values(), execution))
+            if fields:
+                tx.execute(f"UPDATE executions SET {sets} WHERE id=?",
+                           (*fields.values(), execution))
             tx.execute("INSERT INTO events SELECT id, ?, state, ? FROM executions WHERE id=?",
                        (time.time(), detail, execution))
 
     def note(self, execution: str, detail: str) -> None:
         """Add ``detail`` to an execution's history (a decision and its reason), no change."""
-        with self.transaction() as tx:
-            tx.execute("INSERT INTO events SELECT id, ?, state, ? FROM executions WHERE id=?",
-                       (time.time(), detail, execution))
+        self.update(execution, detail)
 
     def get(self, execution: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM executions WHERE id=?", (execution,)).fetchone()
