@@ -45,7 +45,9 @@ def _client_class(path: str | None) -> Any:
 
 
 def measure(n: int, client_file: str | None) -> dict[str, Any]:
+    from odop.launch.discover import scheduler_endpoint
     from odop.launch.journal import Journal
+    from odop.paths import RunPaths
     from odop.protocol import MsgType, new_id, transport
     from odop.tasks.spec import parse_spec
 
@@ -55,11 +57,10 @@ def measure(n: int, client_file: str | None) -> dict[str, Any]:
         sched = subprocess.Popen([sys.executable, "-m", "odop", "scheduler", "--run", str(run)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            while not (run / "scheduler.endpoint").exists():
-                time.sleep(0.05)
+            endpoint = scheduler_endpoint(RunPaths(run), wait_s=60)
             transport.use_run(run)
             client = _client_class(client_file)(
-                (run / "scheduler.endpoint").read_text().strip(), rank=0,
+                endpoint, rank=0,
                 journal=Journal(run / "journal" / "r0.jnl"))
             (Path(tmp) / "t.py").write_text("def t(n):\n    pass\n")
             spec = parse_spec({"name": "t", "function": f"{tmp}/t.py:t"}, source="hung")

@@ -22,5 +22,3 @@ def test_warm_benchmark_runs_every_way() -> None:
     ways = result["ways"]
     assert set(ways) == {"script_fresh", "script_warm", "function_fresh", "function_warm"}
     assert all(w["runs"] == 2 for w in ways.values())
-    for kind in ("script", "function"):  # numpy imported once, not per task
-        assert ways[f"{kind}_warm"]["cpu_ms_p50"] < ways[f"{kind}_fresh"]["cpu_ms_p50"]

@@ -84,10 +84,8 @@ def _with_allocation(config: Config) -> Config:
     """The config with the allocation's end time from Slurm when it does not set one."""
     if config.alloc_end is not None:
         return config
-    try:
-        from odop.launch.slurm import allocation
-    except ImportError:
-        return config
+    from odop.launch.slurm import allocation
+
     found = allocation()
     end = getattr(found, "end_time", None)
     return dataclasses.replace(config, alloc_end=end) if end else config

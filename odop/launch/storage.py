@@ -12,6 +12,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from odop.tasks.units import format_memory
+
 EXIT_STORAGE = 73
 """Exit status of a daemon whose run folder cannot be written (sysexits' EX_CANTCREAT)."""
 ROOM_BYTES = 256 * 1024
@@ -50,12 +52,5 @@ def describe(folder: Path) -> str:
     if st.f_flag & os.ST_RDONLY:
         return f"{folder} is on a read-only file system"
     free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-    return f"{folder} has {_size(free)} free of {_size(size)}"
+    return f"{folder} has {format_memory(free)} free of {format_memory(size)}"
 
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
